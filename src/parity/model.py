@@ -1,0 +1,734 @@
+"""The stack model: defaults, validation (schema and semantic rules, every problem
+collected with file:line), and the typed view the renderers read.
+
+``load(root, selection)`` is the entry point: layers -> merged tree -> defaults ->
+validation -> :class:`Stack` for the chosen mode and phase.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema, templates
+from .errors import InputError, InputErrors, ParityError, did_you_mean
+from .layers import Layer, Selection, describe, merged_tree
+from .nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path, to_plain
+
+DEFAULT_LOC = Loc("(default)", 0, "default")
+
+
+# --------------------------------------------------------------------------- typed view
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    kind: str                   # http | tcp | exec | completion
+    port: str | None = None     # http/tcp: port name
+    path: str | None = None     # http
+    command: tuple[str, ...] = ()
+    period_seconds: int = 5
+    timeout_seconds: int = 3
+    failure_threshold: int = 30
+    initial_delay_seconds: int = 0
+    completion_timeout_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    host: str        # label under the stack domain
+    path: str
+    port: str        # port name on the owning service
+    service: str
+
+
+@dataclass(frozen=True)
+class Storage:
+    name: str
+    path: str
+    size: str
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    name: str
+    secret: str
+    key: str
+    path: str
+
+
+@dataclass(frozen=True)
+class File:
+    name: str
+    path: str
+    content: str     # templates not yet resolved
+
+
+@dataclass(frozen=True)
+class Build:
+    context: str
+    dockerfile: str | None = None
+    target: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    phase: int
+    workload: str
+    role: str
+    image: str
+    build: Build | None
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    working_dir: str | None
+    user: str | None
+    ports: tuple[Port, ...]
+    env: tuple[tuple[str, Any], ...]        # value: str | int | bool | SecretRef
+    secret_files: tuple[SecretFile, ...]
+    files: tuple[File, ...]
+    storage: tuple[Storage, ...]
+    readiness: Readiness | None
+    depends_on: tuple[str, ...]
+    routes: tuple[Route, ...]
+    replicas: int
+    resources: dict
+    description: str = ""
+    ca_bundle: str | None = None
+
+    def port(self, name: str) -> Port:
+        for p in self.ports:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    name: str
+    generate: int | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    keys: tuple[SecretKey, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The model of one mode and phase: only the services enabled in that phase."""
+
+    name: str
+    domain: str
+    namespace: str
+    internal_dns: str
+    routing: str
+    edge_bind: str
+    http_port: int
+    https_port: int
+    mode: str
+    phase: int
+    profile: str
+    services: dict[str, Service]
+    secrets: dict[str, Secret]
+    layers: tuple[str, ...] = field(default=())
+
+    @property
+    def transport(self) -> templates.Transport:
+        return templates.Transport(self.internal_dns, self.namespace, self.domain, self.name)
+
+    def routes(self) -> dict[str, Route]:
+        return {r.name: r for s in self.services.values() for r in s.routes}
+
+    def resolve(self, value: str) -> str:
+        """Resolve reference templates in ``value`` for this mode."""
+        ports = {s.name: {p.name: p.port for p in s.ports} for s in self.services.values()}
+        routes = {r.name: (r.host, r.path) for r in self.routes().values()}
+        return templates.resolve(value, self.transport, ports, routes)
+
+    def edge(self) -> Service | None:
+        for s in self.services.values():
+            if s.role == "edge":
+                return s
+        return None
+
+    def order(self) -> list[list[str]]:
+        """Dependency waves: each wave depends only on earlier ones (stable order)."""
+        return waves({n: list(s.depends_on) for n, s in self.services.items()})
+
+
+def waves(deps: dict[str, list[str]]) -> list[list[str]]:
+    done: set[str] = set()
+    out: list[list[str]] = []
+    remaining = sorted(deps)
+    while remaining:
+        wave = [n for n in remaining if all(d in done or d not in deps for d in deps[n])]
+        if not wave:  # a cycle; validation reports it, here just stop
+            out.append(remaining)
+            break
+        out.append(wave)
+        done.update(wave)
+        remaining = [n for n in remaining if n not in done]
+    return out
+
+
+@dataclass
+class Resolved:
+    """Everything :func:`load` knows: the merged tree (all phases, with provenance),
+    the typed stack of the chosen phase, and the layers applied."""
+
+    tree: Map
+    stack: Stack
+    layers: list[Layer]
+    selection: Selection
+
+    @property
+    def layer_order(self) -> str:
+        return describe(self.layers)
+
+
+# --------------------------------------------------------------------------- defaults
+
+def _with_defaults(node: Map, defaults: dict) -> Map:
+    entries = dict(node.entries)
+    keylocs = dict(node.keylocs)
+    for k, v in defaults.items():
+        if k not in entries:
+            entries[k] = _from_plain(v)
+            keylocs[k] = DEFAULT_LOC
+        elif isinstance(v, dict) and isinstance(entries[k], Map):
+            entries[k] = _with_defaults(entries[k], v)  # type: ignore[arg-type]
+    return Map(entries, keylocs, node.hist)
+
+
+def _from_plain(v: Any) -> Node:
+    if isinstance(v, dict):
+        return Map({k: _from_plain(x) for k, x in v.items()}, {k: DEFAULT_LOC for k in v},
+                   (DEFAULT_LOC,))
+    if isinstance(v, list):
+        return Seq(tuple(_from_plain(x) for x in v), (DEFAULT_LOC,))
+    return Scalar(v, (DEFAULT_LOC,))
+
+
+def _map_items(node: Node | None, fn) -> Node | None:
+    if not isinstance(node, Seq):
+        return node
+    return Seq(tuple(fn(i) if isinstance(i, Map) else i for i in node.items), node.hist)
+
+
+def apply_defaults(tree: Map) -> Map:
+    entries = dict(tree.entries)
+    stack = entries.get("stack")
+    if isinstance(stack, Map):
+        entries["stack"] = _with_defaults(stack, schema.STACK_DEFAULTS)
+    services = entries.get("services")
+    if isinstance(services, Map):
+        new_services = {}
+        for name, svc in services.entries.items():
+            if not isinstance(svc, Map):
+                new_services[name] = svc
+                continue
+            s = _with_defaults(svc, schema.SERVICE_DEFAULTS)
+            se = dict(s.entries)
+            se["ports"] = _map_items(se.get("ports"),
+                                     lambda m: _with_defaults(m, schema.PORT_DEFAULTS))
+            se["routes"] = _map_items(se.get("routes"),
+                                      lambda m: _with_defaults(m, schema.ROUTE_DEFAULTS))
+            se["storage"] = _map_items(se.get("storage"),
+                                       lambda m: _with_defaults(m, schema.STORAGE_DEFAULTS))
+            if isinstance(se.get("readiness"), Map):
+                se["readiness"] = _with_defaults(se["readiness"],  # type: ignore[arg-type]
+                                                 schema.READINESS_DEFAULTS)
+            se = {k: v for k, v in se.items() if v is not None}
+            new_services[name] = Map(se, s.keylocs, s.hist)
+        entries["services"] = Map(new_services, services.keylocs, services.hist)
+    return Map(entries, tree.keylocs, tree.hist)
+
+
+# --------------------------------------------------------------------------- locating
+
+def locate(tree: Map, path: tuple) -> tuple[Node | None, Loc]:
+    """The node at ``path`` (keys, list indexes or ListKey names) and the best
+    location to report: the node's own, or its nearest existing parent's key."""
+    node: Node | None = tree
+    loc = tree.loc
+    for part in path:
+        if isinstance(node, Map) and isinstance(part, str) and not isinstance(part, ListKey):
+            if part not in node.entries:
+                return None, loc
+            loc = node.keylocs.get(part, loc)
+            node = node.entries[part]
+        elif isinstance(node, Seq):
+            if isinstance(part, int) and 0 <= part < len(node.items):
+                node = node.items[part]
+            else:
+                match = [i for i in node.items if isinstance(i, Map) and isinstance(
+                    i.entries.get("name"), Scalar) and str(i.entries["name"].value) == part]
+                if not match:
+                    return None, loc
+                node = match[0]
+            loc = node.loc
+        else:
+            return None, loc
+    if node is not None and isinstance(node, Scalar):
+        loc = node.loc
+    return node, loc
+
+
+def _display_path(tree: Map, parts: list) -> tuple:
+    """jsonschema paths use list indexes; show list items by name when they have one."""
+    out: list = []
+    node: Node | None = tree
+    for p in parts:
+        if isinstance(node, Seq) and isinstance(p, int) and p < len(node.items):
+            item = node.items[p]
+            name = item.entries.get("name") if isinstance(item, Map) else None
+            out.append(ListKey(str(name.value)) if isinstance(name, Scalar) else p)
+            node = item
+        else:
+            out.append(p)
+            node = node.entries.get(p) if isinstance(node, Map) else None
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- schema
+
+_validator = None
+
+
+def _schema_validator():
+    global _validator
+    if _validator is None:
+        from jsonschema import Draft202012Validator
+
+        _validator = Draft202012Validator(schema.STACK)
+    return _validator
+
+
+def _schema_message(err) -> tuple[str, str, list]:
+    """(message, hint, extra path) for one jsonschema error, in parity's words."""
+    v = err.validator
+    inst = err.instance
+    if v == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extra = sorted(set(inst) - set(allowed))
+        key = extra[0]
+        return (f"unknown key '{key}'{did_you_mean(key, allowed)}",
+                f"allowed keys here: {', '.join(allowed)}", [key])
+    if v == "required":
+        missing = err.message.split("'")[1]
+        return f"missing required key '{missing}'", "add it", []
+    if v == "enum":
+        opts = ", ".join(str(o) for o in err.validator_value)
+        return (f"'{inst}' is not one of: {opts}{did_you_mean(inst, err.validator_value)}",
+                "use one of the listed values", [])
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        got = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "empty (null)"}.get(
+            type(inst), type(inst).__name__)
+        return f"expected {want}, got {got}", "fix the value's type", []
+    if v == "pattern":
+        if err.validator_value == schema.DNS_LABEL:
+            return (f"'{inst}' is not a DNS-1123 label (lowercase letters, digits and '-', "
+                    "starting and ending with a letter or digit, at most 63 characters)",
+                    "rename it, e.g. 'my-service'", [])
+        if err.validator_value == schema.PORT_NAME:
+            return (f"'{inst}' is not a valid port name (DNS-1123 label of at most 15 "
+                    "characters)", "use a short lowercase name such as 'http'", [])
+        return f"'{inst}' does not match {err.validator_value}", "fix the value", []
+    if v == "propertyNames":
+        return (f"'{inst}' is not a valid name here", "use a DNS-1123 label (services, "
+                "secrets) or an identifier (env keys)", [])
+    if v == "anyOf":
+        return ("expected a string, number, boolean or {secret: NAME, key: KEY}",
+                "quote the value, or give a secret reference", [])
+    if v in ("minimum", "maximum"):
+        return f"{inst} is out of range ({err.message.split(' is ', 1)[1]})", "fix it", []
+    return err.message, "fix the value", []
+
+
+def validate_schema(tree: Map, order: str) -> list[ParityError]:
+    plain = to_plain(tree)
+    errors: list[ParityError] = []
+    for err in sorted(_schema_validator().iter_errors(plain), key=lambda e: list(
+            map(str, e.absolute_path))):
+        if err.validator == "propertyNames":
+            path = list(err.absolute_path) + [err.instance]
+        else:
+            path = list(err.absolute_path)
+        message, hint, extra = _schema_message(err)
+        full = _display_path(tree, path + extra)
+        _, loc = locate(tree, full)
+        errors.append(InputError(message, where=str(loc), path=format_path(full), hint=hint,
+                                 layers=order))
+    return errors
+
+
+# --------------------------------------------------------------------------- semantics
+
+_IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
+    """Rules a schema cannot state: references, cycles, phases, uniqueness."""
+    data = to_plain(tree)
+    services: dict[str, dict] = data.get("services", {})
+    secrets: dict[str, dict] = data.get("secrets", {}) or {}
+    errors: list[ParityError] = []
+
+    def err(path: tuple, message: str, hint: str) -> None:
+        _, loc = locate(tree, path)
+        errors.append(InputError(message, where=str(loc), path=format_path(path), hint=hint,
+                                 layers=order))
+
+    edge_bind = data.get("stack", {}).get("edge", {}).get("bind", "127.0.0.1")
+    if edge_bind not in ("127.0.0.1", "::1", "localhost"):
+        err(("stack", "edge", "bind"), f"'{edge_bind}' is not a loopback address",
+            "parity binds host ports to 127.0.0.1 only; remove the override")
+
+    route_names: dict[str, tuple] = {}
+    route_hosts: dict[tuple[str, str], tuple] = {}
+    edges = [n for n, s in services.items() if s.get("role") == "edge"]
+    if len(edges) != 1:
+        err(("services",), f"expected exactly one service with role: edge, found "
+            f"{len(edges)}{' (' + ', '.join(edges) + ')' if edges else ''}",
+            "mark the ingress/edge service with 'role: edge'")
+    for name, svc in services.items():
+        base = ("services", name)
+        sphase = svc.get("phase", 1)
+        # unique names in keyed lists
+        for listname in ("ports", "routes", "storage", "secret_files", "files"):
+            seen: dict[str, int] = {}
+            for i, item in enumerate(svc.get(listname) or []):
+                n = item.get("name")
+                if n in seen:
+                    err(base + (listname, i), f"duplicate {listname[:-1] if listname != 'storage' else 'storage'} name '{n}' (also item {seen[n] + 1})",
+                        "give each item its own name")
+                seen.setdefault(n, i)
+        port_names = {p["name"] for p in svc.get("ports") or []}
+        numbers: dict[int, str] = {}
+        for p in svc.get("ports") or []:
+            if p["port"] in numbers and numbers[p["port"]] != p["name"]:
+                err(base + ("ports", ListKey(p["name"]), "port"),
+                    f"port {p['port']} is also used by '{numbers[p['port']]}'",
+                    "each named port needs its own number")
+            numbers.setdefault(p["port"], p["name"])
+        # readiness
+        rd = svc.get("readiness")
+        workload = svc.get("workload", "stateless")
+        if rd is None:
+            err(base, "no readiness definition", "add readiness: http, tcp or exec "
+                "(completion for jobs): parity waits on it in both modes")
+        else:
+            kinds = [k for k in ("http", "tcp", "exec", "completion") if k in rd]
+            if len(kinds) != 1:
+                err(base + ("readiness",), f"give exactly one of http, tcp, exec, completion "
+                    f"(found {', '.join(kinds) or 'none'})", "keep one")
+            elif kinds[0] == "completion" and workload != "job":
+                err(base + ("readiness", "completion"), "completion readiness is for jobs",
+                    "use http, tcp or exec, or set workload: job")
+            elif workload == "job" and kinds[0] != "completion":
+                err(base + ("readiness", kinds[0]), "a job is ready when it completes",
+                    "use readiness: {completion: {}}")
+            elif kinds[0] in ("http", "tcp") and rd[kinds[0]]["port"] not in port_names:
+                p = rd[kinds[0]]["port"]
+                err(base + ("readiness", kinds[0], "port"), f"no port named '{p}'"
+                    f"{did_you_mean(p, port_names)}", f"ports of {name}: "
+                    f"{', '.join(sorted(port_names)) or 'none'}")
+        # routes
+        for r in svc.get("routes") or []:
+            rp = base + ("routes", ListKey(r["name"]))
+            if r["port"] not in port_names:
+                err(rp + ("port",), f"no port named '{r['port']}'"
+                    f"{did_you_mean(r['port'], port_names)}",
+                    f"ports of {name}: {', '.join(sorted(port_names)) or 'none'}")
+            if r["name"] in route_names:
+                err(rp, f"route name '{r['name']}' is also used at "
+                    f"{format_path(route_names[r['name']])}", "route names are global")
+            route_names.setdefault(r["name"], rp)
+            hp = (r["host"], r.get("path", "/"))
+            if hp in route_hosts:
+                err(rp + ("host",), f"host '{r['host']}' path '{hp[1]}' is also routed by "
+                    f"{format_path(route_hosts[hp])}", "each host+path goes to one service")
+            route_hosts.setdefault(hp, rp)
+        if workload == "job" and svc.get("routes"):
+            err(base + ("routes",), "a job cannot serve routes", "remove the routes")
+        if svc.get("role") == "edge" and sphase != 1:
+            err(base + ("phase",), "the edge must be in phase 1", "set phase: 1")
+        # dependencies
+        for i, dep in enumerate(svc.get("depends_on") or []):
+            dpath = base + ("depends_on", i)
+            if dep == name:
+                err(dpath, "a service cannot depend on itself", "remove it")
+            elif dep not in services:
+                err(dpath, f"depends on unknown service '{dep}'"
+                    f"{did_you_mean(dep, services)}", "fix the name")
+            elif services[dep].get("phase", 1) > phase and sphase <= phase:
+                err(dpath, f"depends on '{dep}', which starts in phase "
+                    f"{services[dep].get('phase')}, later than the chosen phase {phase}",
+                    f"add the dependency in overlays/phases/{services[dep].get('phase')}.yaml")
+            elif services[dep].get("phase", 1) > sphase and sphase <= phase:
+                pass  # added by a phase overlay at or after the dependency's phase
+        # secrets
+        enabled = sphase <= phase  # references of a disabled service are not resolved
+        for key, value in (svc.get("env") or {}).items():
+            epath = base + ("env", key)
+            if isinstance(value, dict):
+                _check_secret(value, secrets, epath, err)
+            elif isinstance(value, str) and enabled:
+                _check_refs(value, epath, services, phase, err)
+        for i, sf in enumerate(svc.get("secret_files") or []):
+            _check_secret(sf, secrets, base + ("secret_files", ListKey(sf["name"])), err)
+        for f in (svc.get("files") or []) if enabled else []:
+            _check_refs(f["content"], base + ("files", ListKey(f["name"]), "content"),
+                        services, phase, err)
+    for path in _cycles(services):
+        err(("services", path[0], "depends_on"), "dependency cycle: " + " -> ".join(path),
+            "break the cycle: one of these must not wait for the other")
+    return errors
+
+
+def _check_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
+    name, key = ref.get("secret"), ref.get("key")
+    if name not in secrets:
+        err(path + ("secret",), f"unknown secret '{name}'{did_you_mean(name, secrets)}",
+            "declare it under secrets: in base/secrets.yaml")
+    elif key not in (secrets[name].get("keys") or {}):
+        keys = secrets[name].get("keys") or {}
+        err(path + ("key",), f"secret '{name}' has no key '{key}'{did_you_mean(key, keys)}",
+            f"keys of {name}: {', '.join(sorted(keys))}")
+
+
+def _check_refs(value: str, path: tuple, services: dict, phase: int, err) -> None:
+    try:
+        refs = templates.parse(value)
+    except templates.TemplateError as exc:
+        err(path, str(exc), "see docs/overlays.md#reference-templates")
+        return
+    routes = {r["name"]: n for n, s in services.items() for r in s.get("routes") or []}
+    for ref in refs:
+        if ref.kind == "stack":
+            if ref.target not in templates.STACK_FIELDS:
+                err(path, f"unknown stack field in {ref.text}"
+                    f"{did_you_mean(ref.target, templates.STACK_FIELDS)}",
+                    f"use one of {', '.join(templates.STACK_FIELDS)}")
+            continue
+        if ref.kind == "route":
+            if ref.target not in routes:
+                err(path, f"unknown route '{ref.target}' in {ref.text}"
+                    f"{did_you_mean(ref.target, routes)}", "routes are declared under a "
+                    "service's routes:")
+                continue
+            owner = routes[ref.target]
+        else:
+            owner = ref.target
+            if owner not in services:
+                err(path, f"unknown service '{owner}' in {ref.text}"
+                    f"{did_you_mean(owner, services)}", "fix the service name")
+                continue
+            if ref.port is not None:
+                ports = {p["name"] for p in services[owner].get("ports") or []}
+                if ref.port not in ports:
+                    err(path, f"service '{owner}' has no port '{ref.port}' in {ref.text}"
+                        f"{did_you_mean(ref.port, ports)}",
+                        f"ports of {owner}: {', '.join(sorted(ports)) or 'none'}")
+                    continue
+        if services[owner].get("phase", 1) > phase:
+            err(path, f"{ref.text} refers to '{owner}', which starts in phase "
+                f"{services[owner].get('phase')}, later than the chosen phase {phase}",
+                f"set this value in overlays/phases/{services[owner].get('phase')}.yaml")
+
+
+def _cycles(services: dict) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for d in services[n].get("depends_on") or []:
+            if d not in services:
+                continue
+            if state.get(d) == 1:
+                found.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(services):
+        if n not in state:
+            visit(n)
+    return found
+
+
+# --------------------------------------------------------------------------- build
+
+def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
+    st = data["stack"]
+    secrets = {
+        n: Secret(n, tuple(SecretKey(k, v.get("generate"), v.get("value"))
+                           for k, v in s["keys"].items()), s.get("description", ""))
+        for n, s in (data.get("secrets") or {}).items()
+    }
+    services: dict[str, Service] = {}
+    for name in sorted(data["services"]):
+        s = data["services"][name]
+        if s["phase"] > sel.phase:
+            continue
+        rd = s.get("readiness")
+        readiness = None
+        if rd:
+            kind = next(k for k in ("http", "tcp", "exec", "completion") if k in rd)
+            body = rd[kind]
+            readiness = Readiness(
+                kind, body.get("port"), body.get("path"), tuple(body.get("command", ())),
+                rd["period_seconds"], rd["timeout_seconds"], rd["failure_threshold"],
+                rd["initial_delay_seconds"], body.get("timeout_seconds")
+                if kind == "completion" else None)
+        b = s.get("build")
+        env = []
+        for k, v in (s.get("env") or {}).items():
+            env.append((k, SecretRef(v["secret"], v["key"]) if isinstance(v, dict) else v))
+        services[name] = Service(
+            name=name, phase=s["phase"], workload=s["workload"], role=s["role"],
+            image=s["image"],
+            build=Build(b["context"], b.get("dockerfile"), b.get("target"),
+                        tuple(sorted((b.get("args") or {}).items()))) if b else None,
+            command=tuple(s.get("command") or ()), args=tuple(s.get("args") or ()),
+            working_dir=s.get("working_dir"), user=s.get("user"),
+            ports=tuple(Port(p["name"], p["port"], p["protocol"]) for p in s.get("ports") or []),
+            env=tuple(env),
+            secret_files=tuple(SecretFile(f["name"], f["secret"], f["key"], f["path"])
+                               for f in s.get("secret_files") or []),
+            files=tuple(File(f["name"], f["path"], f["content"]) for f in s.get("files") or []),
+            storage=tuple(Storage(v["name"], v["path"], v["size"], v.get("storage_class"))
+                          for v in s.get("storage") or []),
+            readiness=readiness,
+            depends_on=tuple(s.get("depends_on") or ()),
+            routes=tuple(Route(r["name"], r["host"], r["path"], r["port"], name)
+                         for r in s.get("routes") or []),
+            replicas=s["replicas"], resources=s.get("resources") or {},
+            description=s.get("description", ""), ca_bundle=s.get("ca_bundle"),
+        )
+    edge = st["edge"]
+    return Stack(
+        name=st["name"], domain=st["domain"], namespace=st["namespace"],
+        internal_dns=st["internal_dns"], routing=st["routing"], edge_bind=edge["bind"],
+        http_port=edge["http_port"], https_port=edge["https_port"], mode=sel.mode,
+        phase=sel.phase, profile=sel.effective_profile(), services=services, secrets=secrets,
+        layers=tuple(describe(layers).split(" -> ")),
+    )
+
+
+def load(root: Path, sel: Selection) -> Resolved:
+    """Layers -> merged tree -> defaults -> validation -> typed stack."""
+    tree, layers = merged_tree(root, sel)
+    tree = apply_defaults(tree)
+    order = describe(layers)
+    errors = validate_schema(tree, order)
+    if not errors:
+        errors = validate_semantics(tree, sel.phase, order)
+    if errors:
+        raise InputErrors(errors)
+    stack = _build_stack(to_plain(tree), sel, layers)
+    return Resolved(tree, stack, layers, sel)
+
+
+# --------------------------------------------------------------------------- views
+
+MASK = "********"
+
+
+def enabled_tree(resolved: Resolved) -> Map:
+    """The merged tree restricted to the services enabled in the chosen phase."""
+    tree = resolved.tree
+    services = tree.entries["services"]
+    assert isinstance(services, Map)
+    keep = {n: v for n, v in services.entries.items() if n in resolved.stack.services}
+    entries = dict(tree.entries)
+    entries["services"] = Map(keep, {k: services.keylocs[k] for k in keep}, services.hist)
+    return Map(entries, tree.keylocs, tree.hist)
+
+
+def masked_plain(resolved: Resolved) -> dict:
+    """The merged model as plain data with every secret value masked."""
+    data = to_plain(enabled_tree(resolved))
+    for s in (data.get("secrets") or {}).values():
+        for k in (s.get("keys") or {}).values():
+            if "value" in k:
+                k["value"] = MASK
+    return data
+
+
+def parse_path(text: str) -> tuple:
+    """``services.api.ports[http].port`` -> ('services', 'api', 'ports', ListKey('http'),
+    'port')."""
+    out: list = []
+    for m in re.finditer(r"([^.\[\]]+)|\[([^\]]+)\]", text):
+        if m.group(1) is not None:
+            out.append(m.group(1))
+        else:
+            g = m.group(2)
+            out.append(int(g) if g.isdigit() else ListKey(g))
+    return tuple(out)
+
+
+def is_secret_path(path: tuple) -> bool:
+    return len(path) >= 5 and path[0] == "secrets" and path[2] == "keys" and path[4] == "value"
+
+
+def explain(resolved: Resolved, path_text: str) -> dict:
+    """The value at a path and the chain of layers that set it."""
+    path = parse_path(path_text)
+    node, _ = locate(resolved.tree, path)
+    if node is None:
+        # report at the first part of the path that does not exist
+        depth = 0
+        parent: Node | None = resolved.tree
+        while depth < len(path):
+            child, _ = locate(resolved.tree, path[:depth + 1])
+            if child is None:
+                break
+            parent, depth = child, depth + 1
+        names: list[str] = []
+        if isinstance(parent, Map):
+            names = list(parent.entries)
+        elif isinstance(parent, Seq):
+            names = [str(i.entries["name"].value) for i in parent.items
+                     if isinstance(i, Map) and isinstance(i.entries.get("name"), Scalar)]
+        missing = str(path[depth]) if depth < len(path) else ""
+        where = format_path(path[:depth]) or "the top level"
+        raise InputError(f"no '{missing}' under {where}{did_you_mean(missing, names)}",
+                         path=path_text, hint=f"keys under {where}: {', '.join(names) or 'none'}"
+                         if names else "see inv config for what exists")
+    value = to_plain(node)
+    if is_secret_path(path) or (len(path) == 4 and path[0] == "secrets"
+                                and isinstance(value, dict) and "value" in value):
+        value = MASK if is_secret_path(path) else {**value, "value": MASK}
+    chain = [{"layer": loc.layer, "location": str(loc)} for loc in node.hist]
+    return {"path": format_path(path), "value": value, "chain": chain,
+            "layer_order": resolved.layer_order}

@@ -1,0 +1,185 @@
+"""Applying one overlay tree onto a target tree: dispatch by node kind.
+
+Every function returns a new node; unchanged subtrees are shared, inputs are never
+mutated. Provenance: a node the overlay changes gets the overlay's location added
+to its chain; a node the overlay adds starts a new chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import InputError, did_you_mean, existing
+from ..nodes import ListKey, Map, Node, Scalar, Seq, format_path, kind_of
+from .match import check_count, item_key, match_items
+from .ops import MERGE, Op
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the engine needs to know about the tree it works on.
+
+    ``strict(path)``: whether a key absent from the target mapping at ``path`` is an
+    error (collections such as ``services`` or ``env``) or may simply be added (a
+    field the schema checks). ``list_key(path)``: the field list items at ``path``
+    are matched by."""
+
+    strict: Callable[[tuple], bool] = lambda path: True
+    list_key: Callable[[tuple], str] = lambda path: "name"
+
+
+@dataclass(frozen=True)
+class Context:
+    policy: Policy
+    layers: str = ""
+
+
+def apply(target: Map, overlay: Map, ctx: Context) -> Map:
+    """Apply ``overlay`` to ``target`` and return the result."""
+    op = overlay.op or MERGE
+    if op.name != "merge":
+        raise InputError(f"!{op.name} cannot apply to a whole file", where=str(overlay.loc),
+                         layers=ctx.layers, hint="tag the keys inside the file instead")
+    return _merge_map(target, overlay, (), ctx, overlay.op)
+
+
+def materialize(node: Node, path: tuple, ctx: Context) -> Node:
+    """An overlay node that is added as-is: drop operations, refuse ones that need a
+    target (there is none inside new content)."""
+    op = node.op
+    if op is not None and op.name in ("remove", "insert"):
+        raise InputError(f"!{op.name} has nothing to act on: its parent is new in this "
+                         "overlay", where=str(node.loc), path=format_path(path),
+                         layers=ctx.layers, hint="remove the tag, or fix the parent's name")
+    if isinstance(node, Map):
+        return Map({k: materialize(v, path + (k,), ctx) for k, v in node.entries.items()},
+                   node.keylocs, node.hist)
+    if isinstance(node, Seq):
+        return Seq(tuple(materialize(v, path + (i,), ctx) for i, v in enumerate(node.items)),
+                   node.hist)
+    return Scalar(node.value, node.hist)  # type: ignore[attr-defined]
+
+
+def _conflict(target: Node, ov: Node, path: tuple, ctx: Context) -> InputError:
+    return InputError(
+        f"type conflict: the overlay gives a {kind_of(ov)}, but the target "
+        f"(set at {target.loc}) is a {kind_of(target)}", where=str(ov.loc),
+        path=format_path(path), layers=ctx.layers,
+        hint="tag the overlay value !replace to change the type on purpose")
+
+
+def _merge(target: Node, ov: Node, path: tuple, ctx: Context) -> Node:
+    if isinstance(ov, Map):
+        if not isinstance(target, Map):
+            raise _conflict(target, ov, path, ctx)
+        return _merge_map(target, ov, path, ctx, ov.op)
+    if isinstance(ov, Seq):
+        if not isinstance(target, Seq):
+            raise _conflict(target, ov, path, ctx)
+        return _merge_seq(target, ov, path, ctx)
+    if not isinstance(target, Scalar):
+        raise _conflict(target, ov, path, ctx)
+    return Scalar(ov.value, target.hist + ov.hist)  # type: ignore[attr-defined]
+
+
+def _replace(target: Node, ov: Node, path: tuple, ctx: Context) -> Node:
+    new = materialize(ov, path, ctx)
+    new.hist = target.hist + ov.hist
+    return new
+
+
+def _merge_map(target: Map, ov: Map, path: tuple, ctx: Context, own: Op | None) -> Map:
+    entries = dict(target.entries)
+    keylocs = dict(target.keylocs)
+    strict = ctx.policy.strict(path)
+    child_default_missing_ok = bool(own and own.children_missing_ok)
+    for key, node in ov.entries.items():
+        op = node.op or MERGE
+        sub = path + (key,)
+        if op.name in ("append", "insert"):
+            raise InputError(f"!{op.name} applies to list items, not to the mapping key "
+                             f"'{key}'", where=str(node.loc), path=format_path(sub),
+                             layers=ctx.layers, hint="use !merge, !replace or !remove here")
+        present = key in entries
+        missing_ok = op.missing_ok or child_default_missing_ok
+        if op.expects is not None:
+            check_count(int(present), op, node, sub, ctx.layers, list(entries),
+                        what="keys")
+        elif not present and (op.name == "remove" or strict) and not missing_ok:
+            raise InputError(
+                f"Expected 1 match, but was 0; existing keys: {existing(entries)}"
+                f"{did_you_mean(key, entries)}", where=str(node.loc),
+                path=format_path(sub), layers=ctx.layers,
+                hint=f"fix the name, or tag it !{op.name}(missing_ok) if it is new or may "
+                     "be absent")
+        if not present:
+            if op.name != "remove":
+                entries[key] = materialize(node, sub, ctx)
+                keylocs[key] = ov.keylocs[key]
+            continue
+        if op.name == "remove":
+            del entries[key]
+            del keylocs[key]
+        elif op.name == "replace":
+            entries[key] = _replace(entries[key], node, sub, ctx)
+        else:
+            entries[key] = _merge(entries[key], node, sub, ctx)
+    return Map(entries, keylocs, target.hist + ov.hist)
+
+
+def _merge_seq(target: Seq, ov: Seq, path: tuple, ctx: Context) -> Seq:
+    own = ov.op or MERGE
+    if own.name == "append":
+        raise InputError("!append tags list items, not the list", where=str(ov.loc),
+                         path=format_path(path), layers=ctx.layers,
+                         hint="tag each new item !append")
+    items = list(target.items)
+    default_by = own.by or ctx.policy.list_key(path)
+    for index, node in enumerate(ov.items):
+        op = node.op or MERGE
+        if own.children_missing_ok and not op.missing_ok and op.expects is None:
+            op = Op(**{**op.__dict__, "missing_ok": True})
+        by = op.by or default_by
+        if op.name == "append":
+            items.append(materialize(node, path + (len(items),), ctx))
+            continue
+        if op.name == "insert":
+            items = _insert(items, node, op, by, path, ctx)
+            continue
+        current = Seq(tuple(items), target.hist)
+        hits = match_items(current, node, op, by, path, ctx.layers)
+        label = item_key(node, by)
+        sub = path + (ListKey(str(label)),)
+        if not hits:
+            if op.name != "remove":
+                items.append(materialize(node, sub, ctx))
+            continue
+        if op.name == "remove":
+            items = [t for i, t in enumerate(items) if i not in set(hits)]
+            continue
+        for i in hits:
+            if op.name == "replace":
+                items[i] = _replace(items[i], node, sub, ctx)
+            else:
+                items[i] = _merge(items[i], node, sub, ctx)
+    return Seq(tuple(items), target.hist + ov.hist)
+
+
+def _insert(items: list[Node], node: Node, op: Op, by: str, path: tuple,
+            ctx: Context) -> list[Node]:
+    anchor = op.before if op.before is not None else op.after
+    keys = [item_key(t, by) for t in items]
+    hits = [i for i, k in enumerate(keys) if str(k) == anchor]
+    if len(hits) != 1:
+        check_count(len(hits), Op(name="insert"), node,
+                    path + (ListKey(f"{by}={anchor}"),), ctx.layers, keys,
+                    what=f"list items (by {by}) to insert next to")
+    label = item_key(node, by)
+    if label is not None and isinstance(node, Map) and label in keys:
+        raise InputError(f"an item with {by}={label} already exists", where=str(node.loc),
+                         path=format_path(path + (ListKey(str(label)),)), layers=ctx.layers,
+                         hint="merge into it instead of inserting another")
+    pos = hits[0] if op.before is not None else hits[0] + 1
+    new = materialize(node, path + (pos,), ctx)
+    return items[:pos] + [new] + items[pos:]

@@ -1,0 +1,169 @@
+"""The schema of the stack model (JSON Schema, draft 2020-12), its defaults, and
+which mappings are collections.
+
+The schema is the single statement of what a stack file may contain; it is also
+written to ``docs/schema.json`` (``inv schema``) so editors can complete and check
+``base/`` files. Unknown keys are errors everywhere (``additionalProperties:
+false``); :mod:`parity.model` turns schema errors into messages with file:line and a
+did-you-mean.
+"""
+
+from __future__ import annotations
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+PORT_NAME = r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"  # IANA service name: <= 15 chars
+ENV_KEY = r"^[A-Za-z_][A-Za-z0-9_]*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+_name = {"type": "string", "pattern": DNS_LABEL}
+_port_ref = {"type": "string", "pattern": PORT_NAME}
+_str_list = {"type": "array", "items": {"type": "string"}}
+_scalar = {"type": ["string", "integer", "number", "boolean"]}
+
+
+def _obj(props: dict, required: tuple[str, ...] = (), **extra) -> dict:
+    out = {"type": "object", "additionalProperties": False, "properties": props}
+    if required:
+        out["required"] = list(required)
+    out.update(extra)
+    return out
+
+
+_resources = _obj({
+    "cpu": {"type": "string", "pattern": QUANTITY},
+    "memory": {"type": "string", "pattern": QUANTITY},
+})
+
+_readiness = _obj({
+    "http": _obj({"port": _port_ref, "path": {"type": "string", "pattern": "^/"}},
+                 ("port", "path")),
+    "tcp": _obj({"port": _port_ref}, ("port",)),
+    "exec": _obj({"command": {**_str_list, "minItems": 1}}, ("command",)),
+    "completion": _obj({"timeout_seconds": {"type": "integer", "minimum": 1}}),
+    "period_seconds": {"type": "integer", "minimum": 1},
+    "timeout_seconds": {"type": "integer", "minimum": 1},
+    "failure_threshold": {"type": "integer", "minimum": 1},
+    "initial_delay_seconds": {"type": "integer", "minimum": 0},
+}, minProperties=1)
+
+SERVICE = _obj({
+    "description": {"type": "string"},
+    "phase": {"type": "integer", "enum": [1, 2, 3]},
+    "workload": {"enum": ["stateless", "stateful", "job"]},
+    "role": {"enum": ["service", "edge"]},
+    "image": {"type": "string", "minLength": 1},
+    "build": _obj({
+        "context": {"type": "string"},
+        "dockerfile": {"type": "string"},
+        "target": {"type": "string"},
+        "args": {"type": "object", "additionalProperties": {"type": "string"}},
+    }, ("context",)),
+    "command": _str_list,
+    "args": _str_list,
+    "working_dir": {"type": "string"},
+    "ca_bundle": {"type": "string", "pattern": "^/"},
+    "user": {"type": "string"},
+    "ports": {"type": "array", "items": _obj({
+        "name": _port_ref,
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "protocol": {"enum": ["tcp", "udp", "http", "grpc"]},
+    }, ("name", "port"))},
+    "env": {"type": "object", "propertyNames": {"pattern": ENV_KEY},
+            "additionalProperties": {"anyOf": [
+                _scalar,
+                _obj({"secret": _name, "key": {"type": "string"}}, ("secret", "key")),
+            ]}},
+    "secret_files": {"type": "array", "items": _obj({
+        "name": _name, "secret": _name, "key": {"type": "string"},
+        "path": {"type": "string", "pattern": "^/"},
+    }, ("name", "secret", "key", "path"))},
+    "files": {"type": "array", "items": _obj({
+        "name": _name,
+        "path": {"type": "string", "pattern": "^/"},
+        "content": {"type": "string"},
+    }, ("name", "path", "content"))},
+    "storage": {"type": "array", "items": _obj({
+        "name": _name,
+        "path": {"type": "string", "pattern": "^/"},
+        "size": {"type": "string", "pattern": QUANTITY},
+        "storage_class": {"type": ["string", "null"]},
+    }, ("name", "path"))},
+    "readiness": _readiness,
+    "depends_on": {"type": "array", "items": _name},
+    "routes": {"type": "array", "items": _obj({
+        "name": _name,
+        "host": _name,
+        "path": {"type": "string", "pattern": "^/"},
+        "port": _port_ref,
+    }, ("name", "host", "port"))},
+    "replicas": {"type": "integer", "minimum": 0},
+    "resources": _obj({"requests": _resources, "limits": _resources}),
+}, ("phase", "image"))
+
+STACK = _obj({
+    "stack": _obj({
+        "name": _name,
+        "domain": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+        "namespace": _name,
+        "internal_dns": {"type": "string"},
+        "routing": {"enum": ["gateway", "ingress"]},
+        "edge": _obj({
+            "bind": {"type": "string"},
+            "http_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "https_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        }),
+    }, ("name", "domain")),
+    "secrets": {"type": "object", "propertyNames": {"pattern": DNS_LABEL},
+                "additionalProperties": _obj({
+                    "description": {"type": "string"},
+                    "keys": {"type": "object", "minProperties": 1,
+                             "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]+$"},
+                             "additionalProperties": _obj({
+                                 "generate": {"type": "integer", "minimum": 8,
+                                              "maximum": 256},
+                                 "value": {"type": "string"},
+                             }, minProperties=1, maxProperties=1)},
+                }, ("keys",))},
+    "services": {"type": "object", "propertyNames": {"pattern": DNS_LABEL},
+                 "additionalProperties": SERVICE},
+}, ("stack", "services"))
+
+#: Values filled in where a layer did not set them; provenance says "(default)".
+STACK_DEFAULTS = {
+    "namespace": "parity",
+    "internal_dns": "{service}",
+    "routing": "gateway",
+    "edge": {"bind": "127.0.0.1", "http_port": 80, "https_port": 443},
+}
+SERVICE_DEFAULTS = {"workload": "stateless", "role": "service", "replicas": 1}
+PORT_DEFAULTS = {"protocol": "tcp"}
+ROUTE_DEFAULTS = {"path": "/"}
+STORAGE_DEFAULTS = {"size": "1Gi"}
+READINESS_DEFAULTS = {"period_seconds": 5, "timeout_seconds": 3, "failure_threshold": 30,
+                      "initial_delay_seconds": 0}
+
+#: Mappings whose keys are names the user chose (a missing key in an overlay is a
+#: typo unless marked missing_ok); every other mapping is a field set the schema
+#: checks. ``*`` stands for any one key.
+COLLECTIONS = (
+    ("services",),
+    ("secrets",),
+    ("secrets", "*", "keys"),
+    ("services", "*", "env"),
+    ("services", "*", "build", "args"),
+)
+
+
+def is_collection(path: tuple) -> bool:
+    if len(path) not in {len(c) for c in COLLECTIONS}:
+        return False
+    for pattern in COLLECTIONS:
+        if len(pattern) == len(path) and all(p == "*" or p == q
+                                             for p, q in zip(pattern, path)):
+            return True
+    return False
+
+
+def list_key(path: tuple) -> str:
+    """Lists of mappings in the model are all keyed by ``name``."""
+    return "name"

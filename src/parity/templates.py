@@ -1,0 +1,103 @@
+"""Reference templates in env values and files, resolved per mode.
+
+    ${service:NAME.PORT}   host:port of a service's named port (internal transport)
+    ${host:NAME}           the service's internal hostname
+    ${port:NAME.PORT}      the port number
+    ${route:ROUTE}         the browser-facing URL of a route: https://HOST.DOMAIN[PATH]
+    ${stack:FIELD}         name, domain or namespace of the stack
+    $${                    a literal "${"
+
+The *meaning* of a reference is the same in every mode (that is the contract);
+only what it resolves to differs (that is transport). Secrets are never
+interpolated: a secret is delivered whole, by a ``{secret: NAME, key: KEY}`` value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KINDS = ("service", "host", "port", "route", "stack")
+STACK_FIELDS = ("name", "domain", "namespace")
+
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: str
+    target: str  # service or route name, or stack field
+    port: str | None = None
+    text: str = ""
+
+
+class TemplateError(ValueError):
+    """A malformed or unknown reference; model.py adds file:line."""
+
+
+def parse(value: str) -> list[Ref]:
+    """All references in ``value`` (syntax only; names are checked by the model)."""
+    refs: list[Ref] = []
+    for m in _REF.finditer(value):
+        if m.group(0) == "$${":
+            continue
+        body = m.group(1)
+        kind, sep, arg = body.partition(":")
+        if not sep:
+            raise TemplateError(f"'${{{body}}}' is not a reference; write ${{KIND:NAME}} with "
+                                f"KIND one of {', '.join(KINDS)}")
+        if kind == "secret":
+            raise TemplateError("secrets are never interpolated into strings; give the value "
+                                "as {secret: NAME, key: KEY} and let the app compose it")
+        if kind not in KINDS:
+            from .errors import did_you_mean
+
+            raise TemplateError(f"unknown reference kind '{kind}' in '${{{body}}}'"
+                                f"{did_you_mean(kind, KINDS)}")
+        if kind in ("service", "port"):
+            name, dot, port = arg.partition(".")
+            if not dot or not name or not port:
+                raise TemplateError(f"'${{{body}}}' needs SERVICE.PORT, as in "
+                                    f"${{{kind}:postgres.pg}}")
+            refs.append(Ref(kind, name, port, m.group(0)))
+        else:
+            if not arg:
+                raise TemplateError(f"'${{{body}}}' names nothing")
+            refs.append(Ref(kind, arg, None, m.group(0)))
+    return refs
+
+
+@dataclass(frozen=True)
+class Transport:
+    """What references resolve to in one mode."""
+
+    internal_dns: str  # pattern with {service} and {namespace}
+    namespace: str
+    domain: str
+    name: str
+
+    def host(self, service: str) -> str:
+        return self.internal_dns.format(service=service, namespace=self.namespace)
+
+
+def resolve(value: str, transport: Transport, ports: dict[str, dict[str, int]],
+            routes: dict[str, tuple[str, str]]) -> str:
+    """Substitute every reference; ``ports[service][port_name]`` and
+    ``routes[route] = (host, path)`` come from the model (already validated)."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        kind, _, arg = m.group(1).partition(":")
+        if kind == "stack":
+            return str(getattr(transport, arg))
+        if kind == "route":
+            host, path = routes[arg]
+            return f"https://{host}.{transport.domain}{'' if path == '/' else path.rstrip('/')}"
+        if kind == "host":
+            return transport.host(arg)
+        name, _, port = arg.partition(".")
+        number = ports[name][port]
+        return str(number) if kind == "port" else f"{transport.host(name)}:{number}"
+
+    return _REF.sub(sub, value)
