@@ -1,0 +1,65 @@
+"""Renderers: pure functions from a :class:`parity.model.Stack` to final files.
+
+``render(stack, ctx)`` returns ``{relative filename: text}``; nothing here touches
+the disk, the clock or the environment, so equal inputs give byte-identical output.
+:func:`write` puts the files under the output directory atomically.
+
+Anything a mode cannot represent is an :class:`~parity.errors.InputError`, never a
+silent drop.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Labels every object parity creates carries; down/reset/prune select on them.
+LABEL_MANAGED = "parity.dev/managed"        # "true"
+LABEL_STACK = "parity.dev/stack"            # stack name
+LABEL_SERVICE = "parity.dev/service"        # service name
+LABEL_PHASE = "parity.dev/phase"            # phase the service starts in
+LABEL_COMPONENT = "app.kubernetes.io/name"  # service name (K8s convention)
+LABEL_PART_OF = "app.kubernetes.io/part-of"  # stack name
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # "parity"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Paths the output refers to, relative to the output directory, so that the
+    output does not depend on where the repository is checked out."""
+
+    root_rel: str = "../../../.."   # output dir -> repository root
+    state_rel: str = "../../.."     # output dir -> .parity/
+
+    @classmethod
+    def for_output(cls, root: Path, out: Path) -> "RenderContext":
+        root = root.resolve()
+        out = out.resolve()
+        return cls(os.path.relpath(root, out), os.path.relpath(root / ".parity", out))
+
+
+def default_out(root: Path, mode: str, phase: int) -> Path:
+    return root / ".parity" / "build" / mode / f"phase{phase}"
+
+
+def render(stack, ctx: RenderContext) -> dict[str, str]:
+    """Dispatch on ``stack.mode``."""
+    if stack.mode == "compose":
+        from .compose import render_compose
+
+        return render_compose(stack, ctx)
+    from .kind import render_kind
+
+    return render_kind(stack, ctx)
+
+
+def write(files: dict[str, str], out: Path) -> list[str]:
+    """Write every file atomically; return the names whose content changed."""
+    from ..yamlio import write_atomic
+
+    changed = []
+    for name in sorted(files):
+        if write_atomic(out / name, files[name]):
+            changed.append(name)
+    return changed

@@ -1,0 +1,70 @@
+"""Shared fixtures. Golden files are rewritten only with ``pytest --update-golden``;
+review the diff before committing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files from the current output")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def golden(update_golden):
+    """``golden(path, text)``: compare ``text`` with the golden file (or rewrite it)."""
+
+    def check(rel: str, text: str) -> None:
+        path = GOLDEN / rel
+        if update_golden:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        assert path.exists(), f"missing golden file {path}; run pytest --update-golden"
+        expected = path.read_text(encoding="utf-8")
+        assert text == expected, f"output differs from {path}; if intended, run " \
+                                 "pytest --update-golden and review the diff"
+
+    return check
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """A copy of the stack inputs (base/, overlays/, apps/) to break on purpose."""
+    dst = tmp_path / "repo"
+    dst.mkdir()
+    for name in ("base", "overlays", "apps"):
+        src = ROOT / name
+        if src.exists():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("local"))
+    return dst
+
+
+def _compose_available() -> bool:
+    try:
+        return subprocess.run(["docker", "compose", "version"], capture_output=True,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def compose_cli() -> list[str]:
+    """The real Compose v2 plugin. CI installs it (.ci/install-docker.sh); a missing
+    plugin fails the test rather than skipping it silently."""
+    if not _compose_available():
+        pytest.fail("docker compose v2 is not installed; run .ci/install-docker.sh")
+    return ["docker", "compose"]
