@@ -374,7 +374,8 @@ def validate_schema(tree: Map, order: str) -> list[ParityError]:
     errors: list[ParityError] = []
     for err in sorted(_schema_validator().iter_errors(plain), key=lambda e: list(
             map(str, e.absolute_path))):
-        if err.validator == "propertyNames":
+        if "propertyNames" in err.relative_schema_path:
+            # jsonschema reports a bad key at its parent; point at the key itself
             path = list(err.absolute_path) + [err.instance]
         else:
             path = list(err.absolute_path)

@@ -44,10 +44,11 @@ def apply(target: Map, overlay: Map, ctx: Context) -> Map:
     return _merge_map(target, overlay, (), ctx, overlay.op)
 
 
-def materialize(node: Node, path: tuple, ctx: Context) -> Node:
+def materialize(node: Node, path: tuple, ctx: Context, *, own_op_done: bool = False) -> Node:
     """An overlay node that is added as-is: drop operations, refuse ones that need a
-    target (there is none inside new content)."""
-    op = node.op
+    target (there is none inside new content). ``own_op_done``: the node's own
+    operation (an insert) is being carried out by the caller."""
+    op = None if own_op_done else node.op
     if op is not None and op.name in ("remove", "insert"):
         raise InputError(f"!{op.name} has nothing to act on: its parent is new in this "
                          "overlay", where=str(node.loc), path=format_path(path),
@@ -98,9 +99,11 @@ def _merge_map(target: Map, ov: Map, path: tuple, ctx: Context, own: Op | None) 
         op = node.op or MERGE
         sub = path + (key,)
         if op.name in ("append", "insert"):
-            raise InputError(f"!{op.name} applies to list items, not to the mapping key "
-                             f"'{key}'", where=str(node.loc), path=format_path(sub),
-                             layers=ctx.layers, hint="use !merge, !replace or !remove here")
+            what = "the list itself" if isinstance(node, Seq) else f"the mapping key '{key}'"
+            raise InputError(f"!{op.name} tags list items, not {what}", where=str(node.loc),
+                             path=format_path(sub), layers=ctx.layers,
+                             hint="tag each new item, e.g. '- !append nats'"
+                             if isinstance(node, Seq) else "use !merge, !replace or !remove")
         present = key in entries
         missing_ok = op.missing_ok or child_default_missing_ok
         if op.expects is not None:
@@ -130,10 +133,6 @@ def _merge_map(target: Map, ov: Map, path: tuple, ctx: Context, own: Op | None) 
 
 def _merge_seq(target: Seq, ov: Seq, path: tuple, ctx: Context) -> Seq:
     own = ov.op or MERGE
-    if own.name == "append":
-        raise InputError("!append tags list items, not the list", where=str(ov.loc),
-                         path=format_path(path), layers=ctx.layers,
-                         hint="tag each new item !append")
     items = list(target.items)
     default_by = own.by or ctx.policy.list_key(path)
     for index, node in enumerate(ov.items):
@@ -172,14 +171,18 @@ def _insert(items: list[Node], node: Node, op: Op, by: str, path: tuple,
     keys = [item_key(t, by) for t in items]
     hits = [i for i, k in enumerate(keys) if str(k) == anchor]
     if len(hits) != 1:
-        check_count(len(hits), Op(name="insert"), node,
-                    path + (ListKey(f"{by}={anchor}"),), ctx.layers, keys,
-                    what=f"list items (by {by}) to insert next to")
+        names = [str(k) for k in keys if k is not None]
+        raise InputError(
+            f"Expected 1 item with {by}={anchor} to insert next to, but was {len(hits)}; "
+            f"existing: {existing(names)}", where=str(node.loc),
+            path=format_path(path + (ListKey(f"{by}={anchor}"),)), layers=ctx.layers,
+            hint=f"fix the anchor{did_you_mean(anchor, names)}" if not hits else
+                 f"insert next to an item with a unique {by}")
     label = item_key(node, by)
     if label is not None and isinstance(node, Map) and label in keys:
         raise InputError(f"an item with {by}={label} already exists", where=str(node.loc),
                          path=format_path(path + (ListKey(str(label)),)), layers=ctx.layers,
                          hint="merge into it instead of inserting another")
     pos = hits[0] if op.before is not None else hits[0] + 1
-    new = materialize(node, path + (pos,), ctx)
+    new = materialize(node, path + (pos,), ctx, own_op_done=True)
     return items[:pos] + [new] + items[pos:]

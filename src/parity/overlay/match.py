@@ -43,8 +43,8 @@ def match_items(target: Seq, ov_item: Node, op: Op, by: str, path: tuple,
     hits = [i for i, t in enumerate(target.items) if item_key(t, by) == want]
     check_count(len(hits), op, ov_item, path + (ListKey(f"{by}={want}") if isinstance(
         ov_item, Map) else ListKey(str(want)),), layers,
-        [item_key(t, by) for t in target.items], what=f"list items (by {by})"
-        if isinstance(ov_item, Map) else "list items (by value)")
+        [item_key(t, by) for t in target.items], what=f"list items matching by {by}"
+        if isinstance(ov_item, Map) else "list items matching by value")
     return hits
 
 
@@ -67,6 +67,6 @@ def check_count(found: int, op: Op, ov: Node, path: tuple, layers: str,
         message = (f"Expected {op.describe()} match{plural}, but was 0; "
                    f"existing {what}: {existing(names)}")
     else:
-        message = f"Expected {op.describe()} match{plural}, but was {found} ({what})"
+        message = f"Expected {op.describe()} match{plural}, but was {found} {what}"
     raise InputError(message, where=str(ov.loc), path=format_path(path), layers=layers,
                      hint=hint)

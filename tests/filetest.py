@@ -1,0 +1,29 @@
+"""Golden file tests in the spirit of ytt's filetests: one file per case, sections
+separated by ``=== NAME`` lines; success and error cases side by side."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_SECTION = re.compile(r"^=== (.+)$", re.M)
+
+
+def read_case(path: Path) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    parts = _SECTION.split(text)
+    sections: dict[str, str] = {"_comment": parts[0]}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        sections[name.strip()] = body[1:] if body.startswith("\n") else body
+    return sections
+
+
+def write_case(path: Path, sections: dict[str, str]) -> None:
+    out = sections.get("_comment", "")
+    for name, body in sections.items():
+        if name == "_comment":
+            continue
+        out += f"=== {name}\n{body}"
+        if not out.endswith("\n"):
+            out += "\n"
+    path.write_text(out, encoding="utf-8")
