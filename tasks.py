@@ -97,4 +97,22 @@ def schema(c, check=False):
     _out(f"wrote {target.relative_to(ROOT)}")
 
 
-ns = Collection(config, explain, variables, schema)
+@task(iterable=["set"], auto_shortflags=False,
+      help={"from": "mode or mode:phase, e.g. compose or kind:1 (default compose)",
+            "to": "mode or mode:phase (default kind)", "phase": "phase for sides without one",
+            "level": "model (default) or rendered", "format": "text (default) or json",
+            "against": "compare a fresh render of --to with this saved render directory",
+            "profile": PROFILE_HELP, "set": SET_HELP})
+@engine
+def diff(c, from_="compose", to="kind", phase=1, level="model", format="text", against=None,
+         profile=None, set=None):
+    """Classify every difference between two modes/phases; exit 1 on contract drift."""
+    from parity import cli
+
+    text, code = cli.diff(ROOT, from_, to, phase, level, format, against, profile, set)
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
+ns = Collection(config, explain, diff, variables, schema)

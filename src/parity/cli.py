@@ -77,3 +77,53 @@ def schema_json() -> str:
 
     return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema",
                        "title": "parity stack model", **schema.STACK}, indent=2) + "\n"
+
+
+def parse_side(text: str, phase: int | str | None) -> tuple[str, int]:
+    """``kind`` or ``kind:2`` -> (mode, phase)."""
+    mode, sep, ph = text.partition(":")
+    if sep:
+        return mode, ph  # type: ignore[return-value]
+    return mode, phase if phase is not None else 1  # type: ignore[return-value]
+
+
+def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "model",
+         fmt: str = "text", against: str | None = None, profile: str | None = None,
+         sets=None) -> tuple[str, int]:
+    """Classified differences between two selections; exit 1 on contract drift."""
+    from . import diff as d
+
+    if level not in ("model", "rendered"):
+        raise InputError(f"unknown level '{level}'", hint="use --level model or rendered")
+    if fmt not in ("text", "json"):
+        raise InputError(f"unknown format '{fmt}'", hint="use --format text or json")
+    rules = d.load_policy(root)
+    mode_a, phase_a = parse_side(side_from, phase)
+    mode_b, phase_b = parse_side(side_to, phase)
+    sel_a = selection(mode_a, phase_a, profile, sets)
+    sel_b = selection(mode_b, phase_b, profile, sets)
+    if against is not None:
+        from .render import RenderContext, render
+        from . import model
+
+        saved = d.read_dir(Path(against))
+        current = render(model.load(root, sel_b).stack, RenderContext())
+        diffs = d.rendered_diff(saved, current, rules)
+        title = f"{against} -> {sel_b.mode}:{sel_b.phase}"
+    elif level == "rendered":
+        from .render import RenderContext, render
+        from . import model
+
+        if sel_a.mode != sel_b.mode:
+            raise InputError("the rendered level compares renders of one mode (two phases, "
+                             "or a saved directory with --against)",
+                             hint="compare compose and kind with --level model")
+        files_a = render(model.load(root, sel_a).stack, RenderContext())
+        files_b = render(model.load(root, sel_b).stack, RenderContext())
+        diffs = d.rendered_diff(files_a, files_b, rules)
+        title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase} (rendered)"
+    else:
+        diffs = d.model_diff(root, sel_a, sel_b, rules)
+        title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
+    text = d.format_json(diffs, title) if fmt == "json" else d.format_text(diffs, title)
+    return text, 1 if d.summary(diffs)["contract"] else 0

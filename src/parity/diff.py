@@ -1,0 +1,385 @@
+"""The parity diff: align two renders of the stack by identity, list every
+difference, and classify each as transport, placement or contract with the policy
+rule that decided it (``base/parity-policy.yaml``). A difference no rule covers is
+contract: the policy fails closed.
+
+Two levels:
+
+- **model**: the merged models of two selections, service by service, with
+  reference templates resolved (so a value that differs only because the same
+  ``${host:postgres}`` resolves differently is recognisably transport);
+- **rendered**: the rendered documents, aligned by ``apiVersion/kind/namespace/name``
+  (kind manifests) or ``services/<name>`` (compose file), for comparing two phases
+  of one mode or a render against a saved directory (``--against DIR``).
+
+Secret values are never compared or printed: the model carries only references,
+and rendered ``Secret`` data is masked before comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, did_you_mean
+from .nodes import Map, Scalar, Seq
+
+CLASSES = ("transport", "placement", "contract")
+ABSENT = "(absent)"
+MASK = "********"
+NO_RULE = "no rule covers it (contract by default)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    path: str
+    cls: str
+    reason: str
+    when: str | None = None
+    level: str = "model"
+    where: str = ""
+
+    def matches(self, path: str, level: str) -> bool:
+        return level == self.level and _pattern(self.path).fullmatch(path) is not None
+
+
+@dataclass(frozen=True)
+class Difference:
+    path: str
+    from_value: Any
+    to_value: Any
+    cls: str
+    rule: str
+    reason: str
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["from"] = d.pop("from_value")
+        d["to"] = d.pop("to_value")
+        d["class"] = d.pop("cls")
+        return d
+
+
+_pattern_cache: dict[str, re.Pattern] = {}
+
+
+def _pattern(glob: str) -> re.Pattern:
+    """``services.*.storage[*].size`` -> a regex; ``*`` is one key, ``**`` any depth."""
+    hit = _pattern_cache.get(glob)
+    if hit is None:
+        out = ""
+        i = 0
+        while i < len(glob):
+            if glob.startswith("**", i):
+                out += r".+"
+                i += 2
+            elif glob.startswith("[*]", i):
+                out += r"\[[^\]]+\]"
+                i += 3
+            elif glob[i] == "*":
+                out += r"[^.\[\]]+"
+                i += 1
+            else:
+                out += re.escape(glob[i])
+                i += 1
+        hit = _pattern_cache[glob] = re.compile(out)
+    return hit
+
+
+# --------------------------------------------------------------------------- policy
+
+POLICY_FILE = Path("base") / "parity-policy.yaml"
+_RULE_KEYS = ("id", "path", "class", "reason", "when", "level")
+_WHEN = ("same-reference",)
+
+
+def load_policy(root: Path) -> list[Rule]:
+    from .yamlio import load_file
+
+    path = root / POLICY_FILE
+    rel = str(POLICY_FILE)
+    if not path.exists():
+        raise InputError("the parity policy is missing", where=rel,
+                         hint="restore base/parity-policy.yaml from git")
+    tree = load_file(path, rel, "policy")
+    rules_node = tree.entries.get("rules")
+    if set(tree.entries) - {"rules"}:
+        key = sorted(set(tree.entries) - {"rules"})[0]
+        raise InputError(f"unknown key '{key}'{did_you_mean(key, ['rules'])}",
+                         where=str(tree.keylocs[key]), hint="the policy has one key: rules")
+    if not isinstance(rules_node, Seq):
+        raise InputError("'rules' must be a list", where=str(tree.loc))
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for i, item in enumerate(rules_node.items):
+        where = str(item.loc)
+        if not isinstance(item, Map):
+            raise InputError("each rule is a mapping", where=where, path=f"rules[{i}]")
+        data = {}
+        for k, v in item.entries.items():
+            if k not in _RULE_KEYS:
+                raise InputError(f"unknown key '{k}'{did_you_mean(k, _RULE_KEYS)}",
+                                 where=str(item.keylocs[k]), path=f"rules[{i}]",
+                                 hint=f"rule keys: {', '.join(_RULE_KEYS)}")
+            if not isinstance(v, Scalar) or not isinstance(v.value, str):
+                raise InputError(f"'{k}' must be a string", where=str(v.loc),
+                                 path=f"rules[{i}].{k}")
+            data[k] = v.value
+        for k in ("id", "path", "class", "reason"):
+            if k not in data:
+                raise InputError(f"missing required key '{k}'", where=where, path=f"rules[{i}]")
+        if data["class"] not in CLASSES:
+            raise InputError(f"class '{data['class']}' is not one of {', '.join(CLASSES)}"
+                             f"{did_you_mean(data['class'], CLASSES)}",
+                             where=str(item.keylocs["class"]), path=f"rules[{i}].class")
+        if "when" in data and data["when"] not in _WHEN:
+            raise InputError(f"when '{data['when']}' is not one of {', '.join(_WHEN)}",
+                             where=str(item.keylocs["when"]), path=f"rules[{i}].when")
+        if data["id"] in seen:
+            raise InputError(f"duplicate rule id '{data['id']}'", where=where,
+                             path=f"rules[{i}].id")
+        seen.add(data["id"])
+        rules.append(Rule(data["id"], data["path"], data["class"], data["reason"],
+                          data.get("when"), data.get("level", "model"), where))
+    return rules
+
+
+def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> tuple[str, str, str]:
+    for rule in rules:
+        if not rule.matches(path, level):
+            continue
+        if rule.when == "same-reference" and not same_reference:
+            continue
+        return rule.cls, rule.id, rule.reason
+    return "contract", "(none)", NO_RULE
+
+
+# --------------------------------------------------------------------------- flattening
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves by path. Lists of named mappings are keyed by name, lists of scalars
+    compare as sets of items (``depends_on[nats]``), other lists whole."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        if not value and prefix:
+            out[prefix] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list):
+        if value and all(isinstance(i, dict) and "name" in i for i in value):
+            for item in value:
+                out.update(flatten({k: v for k, v in item.items() if k != "name"},
+                                   f"{prefix}[{item['name']}]"))
+        elif value and all(not isinstance(i, (dict, list)) for i in value) and \
+                prefix.endswith("depends_on"):
+            for item in value:
+                out[f"{prefix}[{item}]"] = True
+        else:
+            out[prefix] = value
+    else:
+        out[prefix] = value
+    return out
+
+
+# --------------------------------------------------------------------------- model level
+
+class Masked:
+    """A secret value: compared by a keyed digest, shown as ********."""
+
+    _key = __import__("os").urandom(16)
+    __slots__ = ("digest",)
+
+    def __init__(self, value: str):
+        import hashlib
+        import hmac
+
+        self.digest = hmac.new(self._key, value.encode(), hashlib.sha256).digest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Masked) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __str__(self) -> str:
+        return MASK
+
+    __repr__ = __str__
+
+
+def _mask_secrets(data: dict, resolved) -> None:
+    """Replace declared secret values (already masked text) with comparable masks."""
+    from .nodes import to_plain
+
+    plain = to_plain(resolved.tree).get("secrets") or {}
+    for name, secret in (data.get("secrets") or {}).items():
+        for key, spec in (secret.get("keys") or {}).items():
+            if "value" in spec:
+                spec["value"] = Masked(str(plain[name]["keys"][key]["value"]))
+
+
+def model_view(resolved) -> tuple[dict, dict]:
+    """(resolved view, raw view) of one selection: enabled services only; env and
+    file references resolved in the first, as written in the second."""
+    from .model import masked_plain
+
+    raw = masked_plain(resolved)
+    _mask_secrets(raw, resolved)
+    stack = resolved.stack
+    view = {"stack": raw["stack"], "secrets": raw.get("secrets", {}), "services": {}}
+    for name, svc in raw["services"].items():
+        s = dict(svc)
+        env = {}
+        for k, v in (svc.get("env") or {}).items():
+            env[k] = stack.resolve(v) if isinstance(v, str) else v
+        if env:
+            s["env"] = env
+        if svc.get("files"):
+            s["files"] = [{**f, "content": stack.resolve(f["content"])} for f in svc["files"]]
+        view["services"][name] = s
+    return view, raw
+
+
+def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
+               level: str = "model") -> list[Difference]:
+    out: list[Difference] = []
+    sa, sb = a.get("services", {}), b.get("services", {})
+    # a service present on one side only is one difference, not one per field
+    for name in sorted(set(sa) | set(sb)):
+        if name not in sa or name not in sb:
+            path = f"services.{name}"
+            cls, rule, reason = classify(rules, path, level, False)
+            out.append(Difference(path, "(present)" if name in sa else ABSENT,
+                                  "(present)" if name in sb else ABSENT, cls, rule, reason))
+    common = set(sa) & set(sb)
+    fa = flatten({**{k: v for k, v in a.items() if k != "services"},
+                  "services": {k: v for k, v in sa.items() if k in common}})
+    fb = flatten({**{k: v for k, v in b.items() if k != "services"},
+                  "services": {k: v for k, v in sb.items() if k in common}})
+    ra, rb = flatten(raw_a), flatten(raw_b)
+    for path in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
+        if va == vb:
+            continue
+        same_ref = path in ra and path in rb and ra[path] == rb[path]
+        cls, rule, reason = classify(rules, path, level, same_ref)
+        out.append(Difference(path, va, vb, cls, rule, reason))
+    return out
+
+
+def model_diff(root: Path, sel_a, sel_b, rules: list[Rule] | None = None) -> list[Difference]:
+    from . import model
+
+    rules = load_policy(root) if rules is None else rules
+    a = model.load(root, sel_a)
+    b = model.load(root, sel_b)
+    va, raw_a = model_view(a)
+    vb, raw_b = model_view(b)
+    return diff_views(va, vb, raw_a, raw_b, rules)
+
+
+# --------------------------------------------------------------------------- rendered level
+
+def _load_docs(text: str) -> list[dict]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d]
+
+
+def identities(files: dict[str, str]) -> dict[str, Any]:
+    """``{identity: document}`` for every document of a render; Secret data masked."""
+    out: dict[str, Any] = {}
+    for fname in sorted(files):
+        if not fname.endswith((".yaml", ".yml")):
+            out[f"file/{fname}"] = files[fname]
+            continue
+        for doc in _load_docs(files[fname]):
+            if fname == "docker-compose.yaml" or "services" in doc and "kind" not in doc:
+                for section in ("services", "volumes", "networks", "secrets", "configs"):
+                    for name, body in (doc.get(section) or {}).items():
+                        out[f"compose/{section}/{name}"] = body
+                continue
+            meta = doc.get("metadata") or {}
+            ident = "/".join(str(x) for x in (doc.get("apiVersion"), doc.get("kind"),
+                                              meta.get("namespace", ""), meta.get("name"))
+                             if x != "")
+            if doc.get("kind") == "Secret":
+                doc = {**doc, **{k: {kk: MASK for kk in (doc.get(k) or {})}
+                                 for k in ("data", "stringData") if k in doc}}
+            out[ident] = doc
+    return out
+
+
+def rendered_diff(files_a: dict[str, str], files_b: dict[str, str],
+                  rules: list[Rule]) -> list[Difference]:
+    ia, ib = identities(files_a), identities(files_b)
+    out: list[Difference] = []
+    for ident in sorted(set(ia) | set(ib)):
+        if ident not in ia or ident not in ib:
+            cls, rule, reason = classify(rules, ident, "rendered", False)
+            out.append(Difference(ident, "(present)" if ident in ia else ABSENT,
+                                  "(present)" if ident in ib else ABSENT, cls, rule, reason))
+            continue
+        fa, fb = flatten(ia[ident]), flatten(ib[ident])
+        for path in sorted(set(fa) | set(fb)):
+            va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
+            if va != vb:
+                full = f"{ident}:{path}"
+                cls, rule, reason = classify(rules, full, "rendered", False)
+                out.append(Difference(full, va, vb, cls, rule, reason))
+    return out
+
+
+def read_dir(directory: Path) -> dict[str, str]:
+    if not directory.is_dir():
+        raise InputError(f"{directory} is not a directory",
+                         hint="give --against a directory written by inv render --out")
+    files = {str(p.relative_to(directory)): p.read_text(encoding="utf-8")
+             for p in sorted(directory.rglob("*")) if p.is_file()}
+    if not files:
+        raise InputError(f"{directory} holds no rendered files", hint="render into it first")
+    return files
+
+
+# --------------------------------------------------------------------------- output
+
+def summary(diffs: list[Difference]) -> dict[str, int]:
+    return {c: sum(1 for d in diffs if d.cls == c) for c in CLASSES}
+
+
+def _show(v: Any) -> str:
+    import json
+
+    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= 70 else s[:67] + "..."
+
+
+def format_text(diffs: list[Difference], title: str) -> str:
+    counts = summary(diffs)
+    lines = [f"{title}: {len(diffs)} differences "
+             f"({counts['contract']} contract, {counts['transport']} transport, "
+             f"{counts['placement']} placement)"]
+    for cls in ("contract", "transport", "placement"):
+        group = [d for d in diffs if d.cls == cls]
+        if not group:
+            continue
+        lines.append(f"\n{cls.upper()}" + (" (not allowed between modes)"
+                                            if cls == "contract" else ""))
+        for d in group:
+            lines.append(f"  {d.path}")
+            lines.append(f"      {_show(d.from_value)}  ->  {_show(d.to_value)}")
+            lines.append(f"      rule: {d.rule} — {d.reason}")
+    return "\n".join(lines)
+
+
+def format_json(diffs: list[Difference], title: str) -> str:
+    import json
+
+    counts = summary(diffs)
+    return json.dumps({"comparison": title, "contract_differences": counts["contract"],
+                       "counts": counts, "differences": [d.as_json() for d in diffs]},
+                      indent=2, default=str)

@@ -1,0 +1,156 @@
+"""The parity diff: the drift catalogue (contract cases exit 1, allowed ones 0),
+output formats, policy errors, and the rendered level."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from parity import cli
+from parity.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KIND_OVERLAY = "overlays/modes/kind.yaml"
+
+
+def kind_overlay(root: Path, text: str) -> None:
+    """Replace the kind overlay with the default one plus ``text`` merged in by hand."""
+    (root / KIND_OVERLAY).write_text(text, encoding="utf-8")
+
+
+def run_diff(root: Path, phase: int = 1) -> tuple[dict, int]:
+    text, code = cli.diff(root, "compose", "kind", phase, "model", "json")
+    return json.loads(text), code
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3])
+def test_default_stack_has_no_contract_drift(phase: int) -> None:
+    data, code = run_diff(ROOT, phase)
+    assert code == 0
+    assert data["contract_differences"] == 0
+    classes = {d["class"] for d in data["differences"]}
+    assert classes == {"transport", "placement"}
+    for d in data["differences"]:
+        assert set(d) == {"path", "from", "to", "class", "rule", "reason"}
+
+
+CONTRACT_CASES = {
+    "env-key-renamed": ("services:\n  api:\n    env: !merge(children_missing_ok)\n"
+                        "      DATABASE_HOST: !remove\n      DB_HOST: ${host:postgres}\n",
+                        ["services.api.env.DATABASE_HOST", "services.api.env.DB_HOST"]),
+    "env-meaning-changed": ("services:\n  api:\n    env:\n      DATABASE_HOST: ${host:redis}\n",
+                            ["services.api.env.DATABASE_HOST"]),
+    "env-literal-changed": ("services:\n  api:\n    env:\n      DATABASE_NAME: platform_kind\n",
+                            ["services.api.env.DATABASE_NAME"]),
+    "secret-name-differs": ("services:\n  api:\n    env:\n      DATABASE_PASSWORD: "
+                            "{secret: postgres-admin, key: password}\n",
+                            ["services.api.env.DATABASE_PASSWORD.secret"]),
+    "secret-key-differs": ("services:\n  api:\n    env:\n      DATABASE_USER: "
+                           "{secret: postgres-app, key: password}\n",
+                           ["services.api.env.DATABASE_USER.key"]),
+    "image-tag-differs": ("services:\n  postgres:\n    image: postgres:16.5-bookworm\n",
+                          ["services.postgres.image"]),
+    "route-host-differs": ("services:\n  web:\n    routes:\n      - {name: web, host: www}\n",
+                           ["services.web.routes[web].host"]),
+    "route-path-differs": ("services:\n  api:\n    routes:\n      - {name: api, path: /api}\n",
+                           ["services.api.routes[api].path"]),
+    "readiness-path-differs": ("services:\n  api:\n    readiness:\n      http: {path: /healthz}\n",
+                               ["services.api.readiness.http.path"]),
+    "dependency-dropped": ("services:\n  api:\n    depends_on:\n      - !remove redis\n",
+                           ["services.api.depends_on[redis]"]),
+    "port-name-differs": ("services:\n  web:\n    ports:\n"
+                          "      - !replace(by=port) {name: web, port: 8080}\n"
+                          "    readiness:\n      http: {port: web}\n    routes:\n"
+                          "      - {name: web, port: web}\n",
+                          ["services.web.ports[http].port", "services.web.ports[web].port"]),
+    "service-missing": ("services:\n  api:\n    depends_on:\n      - !remove redis\n"
+                        "    env:\n      REDIS_HOST: !remove\n      REDIS_PORT: !remove\n"
+                        "      REDIS_PASSWORD: !remove\n  redis: !remove\n",
+                        ["services.redis"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTRACT_CASES))
+def test_contract_drift_exits_1_and_names_path_and_rule(case: str, repo_copy: Path) -> None:
+    overlay, paths = CONTRACT_CASES[case]
+    kind_overlay(repo_copy, overlay)
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    contract = {d["path"]: d for d in data["differences"] if d["class"] == "contract"}
+    for path in paths:
+        assert path in contract, f"{path} not reported as contract: {sorted(contract)}"
+        assert contract[path]["rule"] == "(none)"
+        assert contract[path]["reason"] == "no rule covers it (contract by default)"
+    text, code = cli.diff(repo_copy, "compose", "kind", 1)
+    assert code == 1
+    assert "CONTRACT (not allowed between modes)" in text
+    assert f"  {paths[0]}\n" in text
+
+
+ALLOWED_CASES = {
+    "host-port-bindings": ("stack:\n  edge:\n    http_port: 8080\n    https_port: 8443\n",
+                           {"stack.edge.http_port": ("transport", "host-ports")}),
+    "internal-dns": ("stack:\n  internal_dns: '{service}.{namespace}.svc'\n",
+                     {"stack.internal_dns": ("transport", "internal-dns"),
+                      "services.api.env.DATABASE_HOST": ("transport", "resolved-reference")}),
+    "replicas": ("services:\n  keycloak:\n    replicas: 3\n",
+                 {"services.keycloak.replicas": ("placement", "replicas")}),
+    "resources": ("services:\n  redis:\n    resources:\n      limits: {memory: 1Gi}\n",
+                  {"services.redis.resources.limits.memory": ("placement", "resources")}),
+    "storage-class": ("services:\n  redis:\n    storage:\n      - {name: data, storage_class: "
+                      "fast}\n", {"services.redis.storage[data].storage_class":
+                                  ("placement", "storage-class")}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALLOWED_CASES))
+def test_allowed_differences_exit_0_and_are_classified(case: str, repo_copy: Path) -> None:
+    overlay, expected = ALLOWED_CASES[case]
+    kind_overlay(repo_copy, overlay)
+    data, code = run_diff(repo_copy)
+    assert code == 0, [d for d in data["differences"] if d["class"] == "contract"]
+    found = {d["path"]: (d["class"], d["rule"]) for d in data["differences"]}
+    for path, want in expected.items():
+        assert found.get(path) == want, path
+
+
+def test_secret_values_never_appear(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "secrets:\n  keycloak-admin:\n    keys:\n"
+                            "      username: {value: root-kind}\n")
+    data, code = run_diff(repo_copy)
+    assert code == 1  # a changed secret value is contract drift ...
+    [d] = [d for d in data["differences"] if d["class"] == "contract"]
+    assert d["path"] == "secrets.keycloak-admin.keys.username.value"
+    assert (d["from"], d["to"]) == ("********", "********")  # ... and is never shown
+    text, _ = cli.diff(repo_copy, "compose", "kind", 1)
+    assert "root-kind" not in text and "admin\n" not in text
+
+
+def test_phases_compare_and_new_services_are_contract() -> None:
+    text, code = cli.diff(ROOT, "kind:1", "kind:2", None, "model", "json")
+    data = json.loads(text)
+    assert code == 1
+    paths = {d["path"] for d in data["differences"] if d["class"] == "contract"}
+    assert "services.nats" in paths and "services.api.env.NATS_URL" in paths
+
+
+def test_policy_errors_name_file_and_line(repo_copy: Path) -> None:
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    policy.write_text("rules:\n  - id: x\n    path: stack.name\n    class: transprt\n"
+                      "    reason: r\n")
+    with pytest.raises(InputError) as exc:
+        cli.diff(repo_copy, "compose", "kind", 1)
+    assert exc.value.render() == (
+        "base/parity-policy.yaml:4: rules[0].class: class 'transprt' is not one of "
+        "transport, placement, contract (did you mean 'transport'?)")
+
+
+def test_uncovered_difference_fails_closed(repo_copy: Path) -> None:
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    policy.write_text("rules: []\n")
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    assert all(d["class"] == "contract" for d in data["differences"])
