@@ -1,0 +1,85 @@
+"""The Docker engine and Compose v2 CLI, as parity uses them: subprocess calls with
+errors that say what to do (exit 3 for a missing prerequisite)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import CheckFailed, PrerequisiteMissing
+
+MIN_COMPOSE = (2, 24, 0)  # env_file with path/required, configs with inline content
+INSTALL_HINT = ("install Docker Engine and the Compose v2 plugin (Debian: "
+                "bash .ci/install-docker.sh; elsewhere: https://docs.docker.com/engine/install/)")
+
+
+def run(args: list[str], *, check: bool = True, timeout: float | None = 600,
+        cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              input=input)
+    except FileNotFoundError:
+        raise PrerequisiteMissing(f"'{args[0]}' is not installed", hint=INSTALL_HINT) from None
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"'{' '.join(args[:4])} …' did not finish in {timeout:.0f} s",
+                          hint="see docker info and the engine's log") from None
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise CheckFailed(f"'{' '.join(args[:5])} …' failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def engine_ok() -> None:
+    if shutil.which("docker") is None:
+        raise PrerequisiteMissing("the docker CLI is not installed", hint=INSTALL_HINT)
+    proc = run(["docker", "info", "--format", "{{json .ServerVersion}}"], check=False,
+               timeout=20)
+    if proc.returncode != 0:
+        raise PrerequisiteMissing(
+            "the Docker engine is not reachable: " + (proc.stderr.strip().splitlines() or
+                                                      ["no answer"])[-1],
+            hint="start it (Docker Desktop, 'sudo systemctl start docker', or "
+                 "bash .ci/install-docker.sh on Debian) and try again")
+
+
+def compose_version() -> tuple[int, int, int]:
+    proc = run(["docker", "compose", "version", "--short"], check=False, timeout=20)
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", proc.stdout or "")
+    if proc.returncode != 0 or not m:
+        raise PrerequisiteMissing("the Docker Compose v2 plugin is missing ('docker compose' "
+                                  "does not answer)", hint=INSTALL_HINT)
+    version = tuple(int(x) for x in m.groups())
+    if version < MIN_COMPOSE:
+        raise PrerequisiteMissing(
+            f"Docker Compose {'.'.join(map(str, version))} is too old; parity needs "
+            f"{'.'.join(map(str, MIN_COMPOSE))} or newer", hint=INSTALL_HINT)
+    return version  # type: ignore[return-value]
+
+
+def json_lines(text: str) -> list[dict]:
+    """`docker ... --format json` prints one object per line (or one array)."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def labelled(kind: str, labels: dict[str, str]) -> list[dict]:
+    """Containers, volumes or networks carrying every label given."""
+    args = ["docker", kind, "ls", "--format", "{{json .}}"]
+    if kind == "container":
+        args = ["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"]
+    for k, v in labels.items():
+        args += ["--filter", f"label={k}={v}"]
+    return json_lines(run(args, timeout=60).stdout)
+
+
+def inspect(ids: list[str]) -> list[dict]:
+    if not ids:
+        return []
+    return json.loads(run(["docker", "inspect", *ids], timeout=60).stdout)

@@ -1,0 +1,364 @@
+"""The compose lane: up, status, down and reset of parity's Compose project.
+
+Everything here acts on one project, named after the stack, and only on objects
+that carry parity's labels; ``down`` refuses to touch a project of the same name
+that parity did not create.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import docker
+from ..errors import CheckFailed, InputError, PrerequisiteMissing
+from ..render import LABEL_MANAGED, LABEL_STACK, default_out
+from . import UI, Step, run_steps
+
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    phase: int
+    workload: str
+    state: str            # running, exited, created, missing, restarting, ...
+    health: str           # healthy, starting, unhealthy, completed, failed, none
+    ready: bool
+    reason: str = ""
+    endpoint: str = ""
+    logs: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+class ComposeLane:
+    def __init__(self, root: Path, resolved, ui: UI | None = None, timeout: float = 600):
+        self.root = root
+        self.resolved = resolved
+        self.stack = resolved.stack
+        self.ui = ui or UI()
+        self.timeout = timeout
+        self.state = root / ".parity"
+        self.out = default_out(root, "compose", self.stack.phase)
+        self.file = self.out / "docker-compose.yaml"
+        self.project = self.stack.name
+        self.report: dict = {}
+
+    # ------------------------------------------------------------------ commands
+
+    def compose(self, *args: str, check: bool = True, timeout: float | None = 600):
+        return docker.run(["docker", "compose", "-p", self.project, "-f", str(self.file),
+                           *args], check=check, timeout=timeout)
+
+    def up(self) -> dict:
+        steps = [
+            Step("preflight", "preflight: engine, Compose v2, ports, disk", self.preflight),
+            Step("render", "render the compose project", self.render),
+            Step("secrets", "local secrets and the edge certificate", self.materialize),
+            Step("images", f"images (profile {self.stack.profile})", self.images),
+            Step("start", "start services in dependency order", self.start),
+            Step("wait", "wait until every service is ready", self.wait_ready),
+        ]
+        run_steps(steps, self.ui)
+        return self.report
+
+    # ------------------------------------------------------------------ steps
+
+    def preflight(self) -> str:
+        docker.engine_ok()
+        version = docker.compose_version()
+        self.check_ports()
+        root_dir = docker.run(["docker", "info", "--format", "{{.DockerRootDir}}"],
+                              timeout=20).stdout.strip() or "/"
+        try:
+            free = shutil.disk_usage(root_dir).free
+        except OSError:
+            free = shutil.disk_usage("/").free
+        if free < MIN_FREE_BYTES:
+            raise PrerequisiteMissing(
+                f"only {free / 1024**3:.1f} GiB free for Docker at {root_dir}; parity needs 2 GiB",
+                hint="free space: docker system prune (removes unused images of all projects; "
+                     "check first) or enlarge the disk")
+        return f"Compose {'.'.join(map(str, version))}, {free / 1024**3:.0f} GiB free"
+
+    def check_ports(self) -> None:
+        for port, var in ((self.stack.http_port, "PARITY_HTTP_PORT"),
+                          (self.stack.https_port, "PARITY_HTTPS_PORT")):
+            if self._port_free(self.stack.edge_bind, port) or self._port_is_ours(port):
+                continue
+            raise PrerequisiteMissing(
+                f"{self.stack.edge_bind}:{port} is in use by another process"
+                f"{self._who_listens(port)}",
+                hint=f"stop that process, or run on another port: {var}={port + 8000} inv up")
+
+    @staticmethod
+    def _port_free(address: str, port: int) -> bool:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((address, port))
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        finally:
+            s.close()
+
+    def _port_is_ours(self, port: int) -> bool:
+        rows = docker.json_lines(docker.run(
+            ["docker", "ps", "--format", "{{json .}}", "--filter", f"label={LABEL_MANAGED}=true",
+             "--filter", f"label={LABEL_STACK}={self.stack.name}", "--filter",
+             f"publish={port}"], timeout=30).stdout)
+        return bool(rows)
+
+    @staticmethod
+    def _who_listens(port: int) -> str:
+        if not shutil.which("ss"):
+            return ""
+        proc = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
+                              text=True)
+        users = proc.stdout.split("users:")
+        return f" ({users[1].strip()})" if len(users) > 1 else ""
+
+    def render(self) -> str:
+        from ..render import RenderContext, render, write
+
+        files = render(self.stack, RenderContext.for_output(self.root, self.out))
+        changed = write(files, self.out)
+        return f"{self.file.relative_to(self.root)} ({'changed' if changed else 'unchanged'})"
+
+    def materialize(self) -> str:
+        from .. import secrets, tls
+
+        created = secrets.ensure(self.stack, self.state)
+        secrets.write_env_files(self.stack, self.state)
+        new_ca = tls.ensure_ca(self.state)
+        tls.ensure_cert(self.state, self.stack.domain)
+        parts = [f"{len(created)} secret values created" if created else "secrets unchanged"]
+        if new_ca:
+            parts.append(f"new local CA {tls.ca_paths(self.state)[0].relative_to(self.root)}")
+        return ", ".join(parts)
+
+    def images(self) -> str:
+        from .. import images
+
+        results = images.build(self.stack, self.root, progress=self.ui.line)
+        built = [r for r in results if getattr(r, "built", False)]
+        return f"{len(built)} built, {len(results) - len(built)} unchanged"
+
+    def start(self) -> str:
+        proc = self._compose_up()
+        actions = _count_actions(proc.stderr + proc.stdout)
+        self.report["containers"] = actions
+        return (f"{actions['changed']} containers created or recreated, "
+                f"{actions['started']} started, {actions['unchanged']} unchanged")
+
+    def _compose_up(self):
+        """`docker compose up -d` waits for healthy dependencies before starting a
+        dependent; show which services are still coming up while it does."""
+        result: dict = {}
+
+        def target():
+            result["proc"] = self.compose("up", "-d", "--remove-orphans", "--no-build",
+                                          check=False, timeout=self.timeout)
+
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        with self.ui.status("starting") as status:
+            while t.is_alive():
+                t.join(2)
+                if t.is_alive():
+                    pending = [s.service for s in self.status() if not s.ready]
+                    status.update(f"starting; waiting for {', '.join(pending) or '…'}")
+        proc = result["proc"]
+        if proc.returncode != 0:
+            self._fail("services did not start", proc.stderr)
+        return proc
+
+    def wait_ready(self) -> str:
+        deadline = time.monotonic() + self.timeout
+        with self.ui.status("waiting") as status:
+            while True:
+                rows = self.status()
+                failed = [r for r in rows if r.health == "failed"]
+                if failed:
+                    self._fail("a service failed", "")
+                pending = [r for r in rows if not r.ready]
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    self._fail(f"not ready after {self.timeout:.0f} s", "")
+                status.update("waiting for " + ", ".join(f"{r.service} ({r.health})"
+                                                          for r in pending))
+                time.sleep(1)
+        self.report["endpoints"] = self.endpoints()
+        return f"{len(rows)} services ready"
+
+    def _fail(self, what: str, compose_output: str) -> None:
+        from .. import secrets
+
+        bad = [r for r in self.status(logs=True) if not r.ready]
+        lines = [f"{what}:"]
+        for r in bad:
+            lines.append(f"  {r.service}: {r.state}/{r.health} — {r.reason or 'no reason given'}")
+            for log in r.logs[-10:]:
+                lines.append(f"      | {log}")
+        if compose_output and not bad:
+            lines.append(secrets.mask(compose_output.strip(), self.state))
+        raise CheckFailed("\n".join(lines), hint="inv status shows the current state; fix the "
+                                                 "service and run inv up again")
+
+    # ------------------------------------------------------------------ status
+
+    def endpoints(self) -> list[dict]:
+        port = "" if self.stack.https_port == 443 else f":{self.stack.https_port}"
+        out = []
+        for route in sorted(self.stack.routes().values(), key=lambda r: r.name):
+            path = "" if route.path == "/" else route.path
+            out.append({"route": route.name, "service": route.service,
+                        "url": f"https://{route.host}.{self.stack.domain}{port}{path}"})
+        return out
+
+    def containers(self) -> dict[str, dict]:
+        if not self.file.exists():
+            rows = docker.labelled("container", {LABEL_MANAGED: "true",
+                                                 LABEL_STACK: self.stack.name})
+        else:
+            rows = docker.json_lines(self.compose("ps", "-a", "--format", "json",
+                                                  timeout=60).stdout)
+        out = {}
+        for row in rows:
+            labels = row.get("Labels", "")
+            service = row.get("Service") or _label(labels, "com.docker.compose.service")
+            if service:
+                out[service] = row
+        return out
+
+    def status(self, logs: bool = False) -> list[ServiceStatus]:
+        from .. import secrets
+
+        rows = self.containers()
+        inspected = {c["Config"]["Labels"].get("com.docker.compose.service"): c
+                     for c in docker.inspect([r["ID"] for r in rows.values()])} if rows else {}
+        urls = {}
+        for e in self.endpoints():
+            urls.setdefault(e["service"], e["url"])
+        out = []
+        for name, svc in self.stack.services.items():
+            info = inspected.get(name)
+            st = ServiceStatus(name, svc.phase, svc.workload, "missing", "none", False,
+                               endpoint=urls.get(name, ""))
+            if info is None:
+                st.reason = "no container (not started)"
+                out.append(st)
+                continue
+            state = info["State"]
+            st.state = state.get("Status", "unknown")
+            health = (state.get("Health") or {}).get("Status", "")
+            if svc.workload == "job":
+                if st.state == "exited":
+                    code = state.get("ExitCode")
+                    st.health = "completed" if code == 0 else "failed"
+                    st.ready = code == 0
+                    st.reason = "" if code == 0 else f"exited with code {code}"
+                else:
+                    st.health = "running"
+                    st.reason = "job still running"
+            else:
+                st.health = health or "none"
+                st.ready = st.state == "running" and health == "healthy"
+                if st.state in ("exited", "dead"):
+                    st.health = "failed"
+                    st.reason = (f"exited with code {state.get('ExitCode')}"
+                                 + (" (out of memory)" if state.get("OOMKilled") else ""))
+                elif st.state == "restarting":
+                    st.health = "failed"
+                    st.reason = f"restarting (restart count {info.get('RestartCount', 0)})"
+                elif health in ("unhealthy", "starting"):
+                    probe = (state.get("Health") or {}).get("Log") or []
+                    if probe:
+                        last = probe[-1]
+                        text = (last.get("Output") or "").strip().splitlines()
+                        st.reason = (f"readiness probe exit {last.get('ExitCode')}: "
+                                     f"{text[-1][:160] if text else 'no output'}")
+                    elif health == "starting":
+                        st.reason = "readiness probe has not run yet"
+            if logs and not st.ready:
+                proc = docker.run(["docker", "logs", "--tail", "20", info["Id"]], check=False,
+                                  timeout=30)
+                text = secrets.mask((proc.stdout + proc.stderr), self.state)
+                st.logs = text.strip().splitlines()[-20:]
+            out.append(st)
+        return out
+
+    # ------------------------------------------------------------------ down
+
+    def down(self) -> str:
+        """Remove parity's containers, networks and volumes of this stack, nothing else."""
+        docker.engine_ok()
+        project = {"com.docker.compose.project": self.project}
+        ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
+        for kind in ("container", "volume", "network"):
+            foreign = [r for r in docker.labelled(kind, project)
+                       if _label(r.get("Labels", ""), LABEL_MANAGED) != "true"]
+            if foreign:
+                names = ", ".join(sorted(r.get("Names") or r.get("Name", "?") for r in foreign))
+                raise InputError(
+                    f"the Compose project '{self.project}' has {kind}s parity did not create: "
+                    f"{names}", hint="parity leaves them alone; remove them yourself or rename "
+                                     "that project")
+        containers = [r["ID"] for r in docker.labelled("container", ours)]
+        if containers:
+            docker.run(["docker", "rm", "-f", "-v", *containers], timeout=120)
+        volumes = [r["Name"] for r in docker.labelled("volume", ours)]
+        if volumes:
+            docker.run(["docker", "volume", "rm", "-f", *volumes], timeout=120)
+        networks = [r["Name"] for r in docker.labelled("network", ours)]
+        if networks:
+            docker.run(["docker", "network", "rm", *networks], timeout=120)
+        return (f"removed {len(containers)} containers, {len(volumes)} volumes, "
+                f"{len(networks)} networks")
+
+
+def _label(labels: str | dict, key: str) -> str:
+    if isinstance(labels, dict):
+        return labels.get(key, "")
+    for part in labels.split(","):
+        k, _, v = part.partition("=")
+        if k == key:
+            return v
+    return ""
+
+
+def _count_actions(output: str) -> dict[str, int]:
+    """Compose prints one line per container action ('Container x  Recreated'):
+    count containers created or recreated, started, and left as they were."""
+    seen: set[str] = set()
+    changed: set[str] = set()
+    started: set[str] = set()
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "Container":
+            seen.add(parts[1])
+            if parts[-1] in ("Create", "Creating", "Created", "Recreate", "Recreated"):
+                changed.add(parts[1])
+            elif parts[-1] in ("Starting", "Started"):
+                started.add(parts[1])
+    return {"changed": len(changed), "started": len(started - changed),
+            "unchanged": len(seen - changed - started)}
+
+
+def status_json(rows: list[ServiceStatus]) -> str:
+    return json.dumps({"services": [r.as_json() for r in rows],
+                       "ready": all(r.ready for r in rows)}, indent=2)
