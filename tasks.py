@@ -115,4 +115,109 @@ def diff(c, from_="compose", to="kind", phase=1, level="model", format="text", a
         raise Exit(code=code)
 
 
-ns = Collection(config, explain, diff, variables, schema)
+def _sel(mode, phase, profile=None, set=None):
+    from parity import cli
+
+    return cli.selection(mode, phase, profile, set)
+
+
+LANE_HELP = {"mode": MODE_HELP, "phase": PHASE_HELP, "profile": PROFILE_HELP, "set": SET_HELP}
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "out": "output directory (default .parity/build/<mode>/phase<N>/)",
+            "all": "render all six mode/phase combinations"})
+@engine
+def render(c, mode="compose", phase=1, profile=None, set=None, out=None, all=False):
+    """Render the final YAML for a mode and phase (atomic, byte-stable)."""
+    from parity import cli
+
+    if all:
+        for m in ("compose", "kind"):
+            for p in (1, 2, 3):
+                _out(cli.render(ROOT, _sel(m, p, profile, set)))
+        return
+    _out(cli.render(ROOT, _sel(mode, phase, profile, set), out))
+
+
+@task(iterable=["set"], auto_shortflags=False, help=LANE_HELP)
+@engine
+def lint(c, mode="compose", phase=1, profile=None, set=None):
+    """Cross-reference lint of a render (selectors, ports, refs, routes, readiness)."""
+    from parity import cli
+
+    text, code = cli.lint(ROOT, _sel(mode, phase, profile, set))
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)"})
+@engine
+def up(c, mode="compose", phase=1, profile=None, set=None, timeout=600):
+    """Create or update the environment and wait until every service is ready."""
+    from parity import cli
+
+    _out(cli.up(ROOT, _sel(mode, phase, profile, set), float(timeout)))
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "json": "print JSON instead of a table"})
+@engine
+def status(c, mode="compose", phase=1, profile=None, set=None, json=False):
+    """One row per service: state, health, reason, endpoint (exit 1 if not all ready)."""
+    from parity import cli
+
+    text, code = cli.status(ROOT, _sel(mode, phase, profile, set), json)
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "json": "print JSON instead of a table"})
+@engine
+def validate(c, mode="compose", phase=1, profile=None, set=None, json=False):
+    """Run the live checks (readiness, smoke through the edge, contract)."""
+    from parity import cli
+
+    text, code = cli.validate(ROOT, _sel(mode, phase, profile, set), json)
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
+@task(iterable=["set"], auto_shortflags=False, help=LANE_HELP)
+@engine
+def down(c, mode="compose", phase=1, profile=None, set=None):
+    """Remove everything parity created for the environment, and nothing else."""
+    from parity import cli
+
+    _out(cli.down(ROOT, _sel(mode, phase, profile, set)))
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)"})
+@engine
+def reset(c, mode="compose", phase=1, profile=None, set=None, timeout=600):
+    """Destroy and recreate the environment from zero (fresh volumes, reseeded)."""
+    from parity import cli
+
+    sel = _sel(mode, phase, profile, set)
+    _out(cli.down(ROOT, sel))
+    _out(cli.up(ROOT, sel, float(timeout)))
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "force": "rebuild even when the inputs are unchanged"})
+@engine
+def images(c, mode="compose", phase=3, profile=None, set=None, force=False):
+    """Build the images of a profile; unchanged inputs are not rebuilt."""
+    from parity import cli
+
+    _out(cli.images(ROOT, _sel(mode, phase, profile, set), force))
+
+
+ns = Collection(config, explain, render, lint, diff, up, status, validate, down, reset,
+                images, variables, schema)

@@ -127,3 +127,144 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
     text = d.format_json(diffs, title) if fmt == "json" else d.format_text(diffs, title)
     return text, 1 if d.summary(diffs)["contract"] else 0
+
+
+# --------------------------------------------------------------------------- render
+
+def render(root: Path, sel: Selection, out: str | None = None) -> str:
+    """Render one mode and phase into ``out`` (default .parity/build/<mode>/phase<N>/)."""
+    from . import model, secrets
+    from .render import RenderContext, default_out, render as do_render, write
+
+    resolved = model.load(root, sel)
+    target = Path(out).resolve() if out else default_out(root, sel.mode, sel.phase)
+    files = do_render(resolved.stack, RenderContext.for_output(root, target))
+    changed = write(files, target)
+    if sel.mode == "compose":
+        # compose reads secret env files at `config` and `up`; create them once
+        secrets.ensure(resolved.stack, root / ".parity")
+        secrets.write_env_files(resolved.stack, root / ".parity")
+    rel = target.relative_to(root) if target.is_relative_to(root) else target
+    names = ", ".join(sorted(files))
+    return f"{sel.mode} phase {sel.phase}: {rel}/ ({names}; " + (
+        f"{len(changed)} changed)" if changed else "unchanged)")
+
+
+def lint(root: Path, sel: Selection) -> tuple[str, int]:
+    """Cross-reference lint of a fresh render; exit 1 with findings."""
+    from . import lint as lint_mod, model
+    from .render import RenderContext, render as do_render
+    from .diff import _load_docs
+
+    stack = model.load(root, sel).stack
+    files = do_render(stack, RenderContext())
+    if sel.mode == "kind":
+        findings = lint_mod.lint_kind(_load_docs(files["manifests.yaml"]), stack)
+    else:
+        findings = lint_mod.lint_compose(_load_docs(files["docker-compose.yaml"])[0], stack)
+    if not findings:
+        return f"{sel.mode} phase {sel.phase}: lint clean", 0
+    lines = [f"{sel.mode} phase {sel.phase}: {len(findings)} findings"]
+    lines += [f"  {f.obj} {f.field}: {f.message}" for f in findings]
+    return "\n".join(lines), 1
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False):
+    """The lifecycle driver of the selected mode."""
+    from . import model
+    from .lifecycle import UI
+
+    if sel.mode == "kind":
+        from .errors import PrerequisiteMissing
+        import shutil
+
+        if shutil.which("kind") is None:
+            raise PrerequisiteMissing(
+                "kind is not installed; the kind lane needs kind >= 0.24 and kubectl",
+                hint="install kind: go install sigs.k8s.io/kind@v0.24.0 (or see "
+                     "https://kind.sigs.k8s.io/docs/user/quick-start/#installation), then "
+                     "run make kind-parity-up again")
+        raise InputError("the kind lane's lifecycle is not available in this version",
+                         hint="render and validate it offline: inv render --mode kind; "
+                              "nox -s validate")
+    from .lifecycle.compose import ComposeLane
+
+    return ComposeLane(root, model.load(root, sel), UI(quiet=quiet), timeout=timeout)
+
+
+def up(root: Path, sel: Selection, timeout: float = 600) -> str:
+    driver = lane(root, sel, timeout)
+    report = driver.up()
+    lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
+             f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]
+    for e in report.get("endpoints", []):
+        lines.append(f"  {e['url']:<42} {e['service']}")
+    lines.append(f"next: inv validate --mode {sel.mode} --phase {sel.phase}")
+    return "\n".join(lines)
+
+
+def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
+    from .lifecycle.compose import status_json
+
+    driver = lane(root, sel, quiet=True)
+    from . import docker
+
+    docker.engine_ok()
+    rows = driver.status(logs=True)
+    code = 0 if all(r.ready for r in rows) else 1
+    if as_json:
+        return status_json(rows), code
+    return _status_table(rows, sel), code
+
+
+def _status_table(rows, sel: Selection) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"parity {sel.mode} phase {sel.phase}", title_justify="left")
+    for col in ("service", "phase", "state", "health", "ready", "endpoint / reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.service, str(r.phase), r.state, r.health, "yes" if r.ready else "NO",
+                      r.reason if not r.ready else r.endpoint)
+    buf = StringIO()
+    Console(file=buf, width=140, color_system=None).print(table)
+    out = buf.getvalue().rstrip()
+    for r in rows:
+        if not r.ready and r.logs:
+            out += f"\n\nlast log lines of {r.service}:\n" + "\n".join(
+                f"  | {line}" for line in r.logs[-10:])
+    return out
+
+
+def validate(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
+    """The live checks in checks/ against the running environment."""
+    from . import checks, docker
+
+    driver = lane(root, sel, quiet=True)
+    docker.engine_ok()
+    target = checks.Target(root, driver.resolved, driver.status)
+    results = checks.run(root, target)
+    failed = any(r.status == "fail" for r in results)
+    if as_json:
+        return json.dumps({"results": [r.as_json() for r in results],
+                           "passed": not failed}, indent=2), int(failed)
+    return checks.format_table(results, f"parity {sel.mode} phase {sel.phase} checks"), \
+        int(failed)
+
+
+def down(root: Path, sel: Selection) -> str:
+    return lane(root, sel, quiet=True).down()
+
+
+def images(root: Path, sel: Selection, force: bool = False) -> str:
+    from . import images as images_mod, model
+    from .lifecycle import UI
+
+    stack = model.load(root, sel).stack
+    results = images_mod.build(stack, root, progress=UI().line, force=force)
+    return "\n".join(str(r) for r in results) or "no images to build"

@@ -1,0 +1,46 @@
+"""nox sessions: each runs in its own virtualenv with parity installed.
+
+    nox -s tests       unit, golden and external-validator tests
+    nox -s lint        yamllint over the inputs and a compile check
+    nox -s validate    the offline parity lane: render, validate, lint, diff (all six)
+    nox -s validate -- --live   ... plus the live checks against a running environment
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "validate"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = False  # use the interpreter nox runs under (>= 3.11)
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """yamllint the stack inputs; byte-compile the engine."""
+    _install(session)
+    session.run("yamllint", "-s", "-c", ".yamllint", "base", "overlays")
+    session.run("python", "-m", "compileall", "-q", "src", "tasks.py", "noxfile.py")
+    session.run("inv", "schema", "--check")
+
+
+@nox.session(python=PYTHON)
+def validate(session: nox.Session) -> None:
+    """Offline parity lane: render, validate, lint and diff all six combinations."""
+    _install(session)
+    args = ["inv", "validate-offline"]
+    if "--live" in session.posargs:
+        args.append("--live")
+    session.run(*args)

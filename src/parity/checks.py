@@ -1,0 +1,161 @@
+"""Runs the live checks in ``checks/`` against a running environment.
+
+A check is a function ``check_<name>(t: Target) -> str`` in a module of
+``checks/``; it returns a one-line detail or raises (an ``AssertionError`` with a
+message, or any error: a target it cannot reach **fails**, it never skips).
+``@requires("vault")`` marks a check that only applies when a service is enabled
+in the phase; it is then reported as ``n/a``, visibly.
+
+The same checks run in both modes: :class:`Target` resolves URLs, secrets and
+service status for the mode, and connects through the edge on 127.0.0.1 with the
+browser hostname as SNI/Host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import CheckFailed
+
+
+def requires(*services: str):
+    def mark(fn):
+        fn.parity_requires = services
+        return fn
+
+    return mark
+
+
+@dataclass
+class Result:
+    check: str
+    status: str      # pass, fail, n/a
+    detail: str
+    seconds: float
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+class Target:
+    """What a check may use, resolved for one mode."""
+
+    def __init__(self, root: Path, resolved, statuses: Callable[[], list]):
+        from . import tls
+
+        self.root = root
+        self.resolved = resolved
+        self.stack = resolved.stack
+        self.mode = self.stack.mode
+        self.state = root / ".parity"
+        self.address = "127.0.0.1"
+        self.ca_file = str(tls.ca_paths(self.state)[0])
+        self._statuses = statuses
+        self._http = None
+
+    def url(self, route: str, path: str = "") -> str:
+        """The browser-facing URL of a route (port added when not the default)."""
+        r = self.stack.routes()[route]
+        port = "" if self.stack.https_port == 443 else f":{self.stack.https_port}"
+        base_path = "" if r.path == "/" else r.path.rstrip("/")
+        return f"https://{r.host}.{self.stack.domain}{port}{base_path}{path}"
+
+    def resolve(self, value: str) -> str:
+        return self.stack.resolve(value)
+
+    def env(self, service: str) -> dict:
+        """A service's contract env: resolved strings, secrets as model.SecretRef."""
+        out = {}
+        for k, v in self.stack.services[service].env:
+            out[k] = self.stack.resolve(v) if isinstance(v, str) else (
+                str(v).lower() if isinstance(v, bool) else v if not isinstance(v, (int, float))
+                else str(v))
+        return out
+
+    def secret(self, name: str, key: str) -> str:
+        from . import secrets
+
+        return secrets.value(self.state, name, key)
+
+    def enabled(self, service: str) -> bool:
+        return service in self.stack.services
+
+    def statuses(self) -> list:
+        return self._statuses()
+
+    @property
+    def http(self):
+        if self._http is None:
+            from .edgehttp import session
+
+            self._http = session(self.address, self.stack.http_port, self.stack.https_port,
+                                 self.ca_file)
+        return self._http
+
+    @staticmethod
+    def sha256(value: str) -> str:
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def discover(root: Path) -> list[tuple[str, Callable]]:
+    found = []
+    for path in sorted((root / "checks").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"parity_checks.{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for name in sorted(vars(module)):
+            fn = getattr(module, name)
+            if name.startswith("check_") and callable(fn):
+                found.append((f"{path.stem}.{name.removeprefix('check_')}", fn))
+    if not found:
+        raise CheckFailed("no checks found in checks/", hint="restore checks/ from git")
+    return found
+
+
+def _run_one(name: str, fn: Callable, target: Target) -> Result:
+    from . import secrets
+
+    need = getattr(fn, "parity_requires", ())
+    missing = [s for s in need if not target.enabled(s)]
+    if missing:
+        return Result(name, "n/a", f"{', '.join(missing)} not enabled in phase "
+                                   f"{target.stack.phase}", 0.0)
+    started = time.monotonic()
+    try:
+        detail = fn(target) or ""
+        status = "pass"
+    except AssertionError as exc:
+        detail, status = str(exc) or "assertion failed", "fail"
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run fails
+        detail, status = f"{type(exc).__name__}: {exc}", "fail"
+    detail = secrets.mask(detail, target.state)
+    return Result(name, status, detail, time.monotonic() - started)
+
+
+def run(root: Path, target: Target, parallel: int = 6) -> list[Result]:
+    """Run every check (independent ones in parallel); results in a stable order."""
+    checks = discover(root)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(_run_one, name, fn, target) for name, fn in checks]
+        return [f.result() for f in futures]
+
+
+def format_table(results: list[Result], title: str) -> str:
+    width = max(len(r.check) for r in results)
+    lines = [title]
+    for r in results:
+        mark = {"pass": "PASS", "fail": "FAIL", "n/a": "n/a "}[r.status]
+        lines.append(f"  {mark}  {r.check:<{width}}  {r.detail}")
+    passed = sum(r.status == "pass" for r in results)
+    failed = sum(r.status == "fail" for r in results)
+    lines.append(f"{passed} passed, {failed} failed")
+    return "\n".join(lines)
