@@ -351,15 +351,17 @@ def _schema_message(err) -> tuple[str, str, list]:
         return f"expected {want}, got {got}", "fix the value's type", []
     if v == "pattern":
         if err.validator_value == schema.DNS_LABEL:
-            return (f"'{inst}' is not a DNS-1123 label (lowercase letters, digits and '-', "
-                    "starting and ending with a letter or digit, at most 63 characters)",
+            return (f"'{inst}' is not a DNS-1035 label (lowercase letters, digits and '-', "
+                    "starting with a letter, ending with a letter or digit, at most 63 "
+                    "characters)",
                     "rename it, e.g. 'my-service'", [])
         if err.validator_value == schema.PORT_NAME:
-            return (f"'{inst}' is not a valid port name (DNS-1123 label of at most 15 "
-                    "characters)", "use a short lowercase name such as 'http'", [])
+            return (f"'{inst}' is not a valid port name (at most 15 lowercase letters, digits "
+                    "and single '-', with at least one letter)",
+                    "use a short lowercase name such as 'http'", [])
         return f"'{inst}' does not match {err.validator_value}", "fix the value", []
     if v == "propertyNames":
-        return (f"'{inst}' is not a valid name here", "use a DNS-1123 label (services, "
+        return (f"'{inst}' is not a valid name here", "use a DNS-1035 label (services, "
                 "secrets) or an identifier (env keys)", [])
     if v == "anyOf":
         return ("expected a string, number, boolean or {secret: NAME, key: KEY}",
@@ -405,7 +407,7 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
                                  layers=order))
 
     edge_bind = data.get("stack", {}).get("edge", {}).get("bind", "127.0.0.1")
-    if edge_bind not in ("127.0.0.1", "::1", "localhost"):
+    if edge_bind not in ("127.0.0.1", "::1"):
         err(("stack", "edge", "bind"), f"'{edge_bind}' is not a loopback address",
             "parity binds host ports to 127.0.0.1 only; remove the override")
 
@@ -474,6 +476,17 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
                 err(rp + ("host",), f"host '{r['host']}' path '{hp[1]}' is also routed by "
                     f"{format_path(route_hosts[hp])}", "each host+path goes to one service")
             route_hosts.setdefault(hp, rp)
+        mounts: dict[str, tuple] = {}
+        for field_name in ("storage", "files", "secret_files"):
+            for item in svc.get(field_name) or []:
+                where = base + (field_name, ListKey(item["name"]), "path")
+                if item["path"] in mounts:
+                    err(where, f"mount path {item['path']} is also used by "
+                        f"{format_path(mounts[item['path']])}", "give each mount its own path")
+                mounts.setdefault(item["path"], where)
+        if svc.get("ca_bundle") in mounts:
+            err(base + ("ca_bundle",), f"mount path {svc['ca_bundle']} is also used by "
+                f"{format_path(mounts[svc['ca_bundle']])}", "give each mount its own path")
         if workload == "job" and svc.get("routes"):
             err(base + ("routes",), "a job cannot serve routes", "remove the routes")
         if svc.get("role") == "edge" and sphase != 1:
@@ -608,7 +621,7 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
             readiness = Readiness(
                 kind, body.get("port"), body.get("path"), tuple(body.get("command", ())),
                 rd["period_seconds"], rd["timeout_seconds"], rd["failure_threshold"],
-                rd["initial_delay_seconds"], body.get("timeout_seconds")
+                rd["initial_delay_seconds"], body.get("timeout_seconds", 600)
                 if kind == "completion" else None)
         b = s.get("build")
         env = []
