@@ -6,7 +6,7 @@
 - kubernetes-validate, strict, for Kubernetes 1.31 and the newest version the
   installed package ships, on every core-kind document;
 - the real Gateway API v1.2.1 CRD schemas (vendored by
-  ``tests/schemas/vendor_gateway_api.py``) for Gateway and HTTPRoute, with unknown
+  ``src/parity/schemas/vendor_gateway_api.py``) for Gateway and HTTPRoute, with unknown
   fields rejected as the API server's strict field validation does;
 - kind's ``v1alpha4`` Cluster type for kind-config.yaml (a hand-written schema of
   the fields of sigs.k8s.io/kind v0.33.0 ``pkg/apis/config/v1alpha4/types.go`` and
@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import functools
 import ipaddress
-import json
 import re
 from pathlib import Path
 
@@ -36,14 +35,14 @@ from parity.errors import InputError
 from parity.layers import Selection
 from parity.model import SecretRef
 from parity.render import LABEL_MANAGED, RenderContext
+from parity.validators import (K8S_OLDEST, KIND_V1ALPHA4, GATEWAY_KINDS, _scalar_lines,
+                               gateway_validate, k8s_validate, kind_config_problems)
+from parity.validators import newest_k8s as _newest_k8s
 from parity.render.kind import (EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE,
                                 EDGE_TLS_SECRET, escape_k8s, manifest_docs, render_kind)
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = Path(__file__).resolve().parent / "schemas" / "gateway-api-v1.2.1"
 PHASES = (1, 2, 3)
-K8S_OLDEST = "1.31.0"
-GATEWAY_KINDS = {"Gateway": "gateway", "HTTPRoute": "httproute"}
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -101,24 +100,6 @@ def test_manifest_docs_are_the_rendered_documents():
 YAMLLINT_DEFAULT = YamlLintConfig("extends: default")
 
 
-def _scalar_lines(docs) -> set[str]:
-    out: set[str] = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-        elif isinstance(node, str):
-            out.update(line.strip() for line in node.split("\n"))
-
-    for d in docs:
-        walk(d)
-    return out
-
-
 @pytest.mark.parametrize("phase", PHASES)
 def test_yamllint_default(phase):
     """yamllint's default configuration finds nothing in the structure parity
@@ -143,27 +124,6 @@ def test_kind_config_is_yamllint_clean():
 
 
 # --------------------------------------------------------------------------- kubernetes-validate
-
-@functools.cache
-def _newest_k8s() -> str:
-    """The newest Kubernetes version whose schemas the installed package ships,
-    from the package's own schema directory listing."""
-    return kubernetes_validate.latest_version()
-
-
-# Each validate() call re-reads the JSON schemas; caching the reader keeps the
-# ~300 validations of this module at well under a second.
-_schema_contents = functools.lru_cache(maxsize=None)(kv_utils.schema_contents)
-
-
-@pytest.fixture(autouse=True)
-def _cached_kv_schemas(monkeypatch):
-    monkeypatch.setattr(kv_utils, "schema_contents", _schema_contents)
-
-
-def k8s_validate(doc: dict, version: str) -> None:
-    kubernetes_validate.validate(doc, version, strict=True)
-
 
 def test_kubernetes_validate_ships_the_versions_we_check():
     versions = set(kv_utils.all_versions())
@@ -198,133 +158,6 @@ def test_kubernetes_validate_strict_rejects_unknown_fields():
 
 # --------------------------------------------------------------------------- Gateway API
 
-def _strict(schema):
-    """Unknown fields are errors, as with the API server's strict field validation
-    (kubectl's default): close every object schema that lists its properties and
-    neither sets additionalProperties nor preserves unknown fields."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {}
-    for key, value in schema.items():
-        if key == "properties":
-            out[key] = {name: _strict(sub) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
-            out[key] = _strict(value)
-        else:
-            out[key] = value
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
-        out["additionalProperties"] = False
-    return out
-
-
-def _list_type(validator, list_type, instance, schema):
-    """x-kubernetes-list-type: the API server rejects duplicate keys (map) or items
-    (set); jsonschema would not, so check it here."""
-    if not isinstance(instance, list):
-        return
-    if list_type == "map":
-        keys = schema.get("x-kubernetes-list-map-keys", [])
-        seen = set()
-        for item in instance:
-            key = tuple(json.dumps(item.get(k), sort_keys=True) for k in keys)
-            if key in seen:
-                yield jsonschema.ValidationError(f"duplicate entry for key {keys}={key}")
-            seen.add(key)
-    elif list_type == "set":
-        items = [json.dumps(i, sort_keys=True) for i in instance]
-        if len(items) != len(set(items)):
-            yield jsonschema.ValidationError("duplicate items in a list-type set")
-
-
-# x-kubernetes-* keys other than list-type are annotations here: jsonschema ignores
-# unknown keywords. CEL rules (x-kubernetes-validations) need a CEL evaluator; the
-# ones our objects can meet are restated in Python in _gateway_api_cel().
-_CRDValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"x-kubernetes-list-type": _list_type})
-
-
-@functools.cache
-def _gateway_validator(kind: str, version: str):
-    data = json.loads((SCHEMAS / f"{GATEWAY_KINDS[kind]}.json").read_text(encoding="utf-8"))
-    assert data["bundle_version"] == "v1.2.1" and data["channel"] == "standard"
-    schema = _strict(data["versions"][version])
-    _CRDValidator.check_schema(schema)
-    return _CRDValidator(schema)
-
-
-def _gateway_api_cel(doc: dict) -> list[str]:
-    """The CEL rules of the v1.2.1 CRDs that apply to what parity renders,
-    restated (message text as in the CRD)."""
-    errors = []
-    spec = doc["spec"]
-    if doc["kind"] == "Gateway":
-        listeners = spec["listeners"]
-        if len({l["name"] for l in listeners}) != len(listeners):
-            errors.append("Listener name must be unique within the Gateway")
-        combos = [(l["port"], l["protocol"], l.get("hostname")) for l in listeners]
-        if len(set(combos)) != len(combos):
-            errors.append("Combination of port, protocol and hostname must be unique for "
-                          "each listener")
-        for l in listeners:
-            if l["protocol"] in ("HTTP", "TCP", "UDP") and "tls" in l:
-                errors.append("tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']")
-            tls = l.get("tls")
-            if l["protocol"] == "HTTPS" and tls and tls.get("mode", "Terminate") != "Terminate":
-                errors.append("tls mode must be Terminate for protocol HTTPS")
-            if tls and tls.get("mode", "Terminate") == "Terminate" and not (
-                    tls.get("certificateRefs") or tls.get("options")):
-                errors.append("certificateRefs or options must be specified when mode is "
-                              "Terminate")
-    else:
-        parents = [(p.get("group", "gateway.networking.k8s.io"), p.get("kind", "Gateway"),
-                    p["name"], p.get("namespace", ""), p.get("sectionName", ""))
-                   for p in spec.get("parentRefs", [])]
-        if len(set(parents)) != len(parents):
-            errors.append("sectionName must be unique when parentRefs includes 2 or more "
-                          "references to the same parent")
-        for rule in spec.get("rules", []):
-            if rule.get("backendRefs") and any("requestRedirect" in f
-                                               for f in rule.get("filters", [])):
-                errors.append("RequestRedirect filter must not be used together with "
-                              "backendRefs")
-            for ref in rule.get("backendRefs", []):
-                if ref.get("group", "") == "" and ref.get("kind", "Service") == "Service" \
-                        and "port" not in ref:
-                    errors.append("Must have port for Service reference")
-            for f in rule.get("filters", []):
-                field = {"RequestRedirect": "requestRedirect", "URLRewrite": "urlRewrite",
-                         "RequestHeaderModifier": "requestHeaderModifier"}.get(f["type"])
-                if field is None or field not in f:
-                    errors.append(f"filter.{field} must be specified for {f['type']} "
-                                  "filter.type")
-            for m in rule.get("matches", []):
-                path = m.get("path", {})
-                value = path.get("value", "/")
-                if path.get("type", "PathPrefix") in ("Exact", "PathPrefix"):
-                    if not value.startswith("/") or any(s in value for s in (
-                            "//", "/./", "/../", "%2f", "%2F", "#")) \
-                            or value.endswith(("/..", "/.")):
-                        errors.append(f"invalid path value {value!r}")
-    return errors
-
-
-def gateway_validate(doc: dict) -> list[str]:
-    group, _, version = doc["apiVersion"].partition("/")
-    assert group == "gateway.networking.k8s.io"
-    errors = [f"{e.message} at {list(e.absolute_path)}"
-              for e in _gateway_validator(doc["kind"], version).iter_errors(doc)]
-    # The CRD schema leaves metadata open; the API server checks it as ObjectMeta.
-    try:
-        k8s_validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]},
-                     K8S_OLDEST)
-    except kubernetes_validate.ValidationError as exc:
-        errors.append(f"metadata: {exc.message}")
-    return errors + _gateway_api_cel(doc)
-
-
 @pytest.mark.parametrize("phase", PHASES)
 def test_gateway_api_objects_match_the_crd_schemas(phase):
     docs = [d for d in docs_of(phase) if d["kind"] in GATEWAY_KINDS]
@@ -358,67 +191,13 @@ def test_gateway_api_schema_is_strict():
 
 # --------------------------------------------------------------------------- kind-config
 
-_PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
-_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_PATCH6902 = {"type": "object", "additionalProperties": False,
-              "required": ["group", "version", "kind", "patch"],
-              "properties": {k: {"type": "string"} for k in ("group", "version", "kind",
-                                                               "patch")}}
-#: sigs.k8s.io/kind v0.33.0, pkg/apis/config/v1alpha4/types.go (json tags), and the
-#: value rules of pkg/internal/apis/config/validate.go. kind decodes strictly, so an
-#: unknown key is an error there too.
-KIND_V1ALPHA4 = {
-    "type": "object", "additionalProperties": False,
-    "required": ["kind", "apiVersion"],
-    "properties": {
-        "kind": {"const": "Cluster"},
-        "apiVersion": {"const": "kind.x-k8s.io/v1alpha4"},
-        "name": {"type": "string", "pattern": "^[a-z0-9.-]+$"},
-        "nodes": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "role": {"enum": ["control-plane", "worker"]},
-                "image": {"type": "string"},
-                "labels": _STR_MAP,
-                "extraMounts": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False, "properties": {
-                        "containerPath": {"type": "string"}, "hostPath": {"type": "string"},
-                        "readOnly": {"type": "boolean"}, "selinuxRelabel": {"type": "boolean"},
-                        "propagation": {"enum": ["None", "HostToContainer", "Bidirectional"]},
-                    }}},
-                "extraPortMappings": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False, "properties": {
-                        "containerPort": _PORT, "hostPort": _PORT,
-                        "listenAddress": {"type": "string"},
-                        "protocol": {"enum": ["TCP", "UDP", "SCTP"]},
-                    }}},
-                "kubeadmConfigPatches": {"type": "array", "items": {"type": "string"}},
-                "kubeadmConfigPatchesJSON6902": {"type": "array", "items": _PATCH6902},
-            }}},
-        "networking": {"type": "object", "additionalProperties": False, "properties": {
-            "ipFamily": {"enum": ["ipv4", "ipv6", "dual"]},
-            "apiServerPort": _PORT, "apiServerAddress": {"type": "string"},
-            "podSubnet": {"type": "string"}, "serviceSubnet": {"type": "string"},
-            "disableDefaultCNI": {"type": "boolean"},
-            "kubeProxyMode": {"enum": ["iptables", "ipvs", "nftables", "none"]},
-            "dnsSearch": {"type": "array", "items": {"type": "string"}},
-        }},
-        "featureGates": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        "runtimeConfig": _STR_MAP,
-        "kubeadmConfigPatches": {"type": "array", "items": {"type": "string"}},
-        "kubeadmConfigPatchesJSON6902": {"type": "array", "items": _PATCH6902},
-        "containerdConfigPatches": {"type": "array", "items": {"type": "string"}},
-        "containerdConfigPatchesJSON6902": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
 @pytest.mark.parametrize("phase", PHASES)
 def test_kind_config(phase):
     docs = list(yaml.safe_load_all(rendered(phase)["kind-config.yaml"]))
     assert len(docs) == 1
     config = docs[0]
     jsonschema.Draft202012Validator(KIND_V1ALPHA4).validate(config)
+    assert kind_config_problems(config) == []
     # the rules of kind's Validate() that the schema cannot state
     assert [n["role"] for n in config["nodes"]].count("control-plane") == 1
     binds = set()

@@ -7,8 +7,8 @@ the module through the Go module proxy (the only route to it on the project's
 machines), extracts those schemas and writes them as JSON next to this file, so
 the tests need neither Go nor the network:
 
-    python tests/schemas/vendor_gateway_api.py            # go mod download, then extract
-    python tests/schemas/vendor_gateway_api.py MODULE_DIR # extract from an unpacked module
+    python src/parity/schemas/vendor_gateway_api.py            # go mod download, then extract
+    python src/parity/schemas/vendor_gateway_api.py MODULE_DIR # extract from an unpacked module
 
 Written: ``gateway-api-v1.2.1/{gateway,httproute}.json``, each
 ``{"crd", "bundle_version", "channel", "source", "source_sha256", "versions": {NAME:
