@@ -27,6 +27,7 @@ engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs th
 
 test: venv engine  ## the test suite (unit, golden, external validators, compose end to end)
 	$(BIN)/pytest -q
+	$(NOX) -s validate
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations
 	$(NOX) -s validate

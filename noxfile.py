@@ -13,7 +13,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "validate"]
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = False  # use the interpreter nox runs under (>= 3.11)
+PYTHON = None  # a virtualenv of the interpreter nox runs under (>= 3.11)
 
 
 def _install(session: nox.Session) -> None:

@@ -219,5 +219,18 @@ def images(c, mode="compose", phase=3, profile=None, set=None, force=False):
     _out(cli.images(ROOT, _sel(mode, phase, profile, set), force))
 
 
+@task(name="validate-offline", auto_shortflags=False,
+      help={"live": "also run the live checks against the running environment"})
+@engine
+def validate_offline(c, live=False):
+    """Offline parity lane: render, validate, lint and diff all six combinations."""
+    from parity import cli
+
+    text, code = cli.validate_offline(ROOT, live)
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
 ns = Collection(config, explain, render, lint, diff, up, status, validate, down, reset,
-                images, variables, schema)
+                images, validate_offline, variables, schema)

@@ -268,3 +268,34 @@ def images(root: Path, sel: Selection, force: bool = False) -> str:
     stack = model.load(root, sel).stack
     results = images_mod.build(stack, root, progress=UI().line, force=force)
     return "\n".join(str(r) for r in results) or "no images to build"
+
+
+def validate_offline(root: Path, live: bool = False) -> tuple[str, int]:
+    """Render, validate, lint and diff all six combinations; with ``live`` also run
+    the live checks of the running compose environment."""
+    from . import offline
+
+    rows, seconds = offline.run(root)
+    text = offline.table(rows, seconds)
+    code = 0 if all(r.ok for r in rows) else 1
+    if live:
+        for mode in ("compose",):
+            live_text, live_code = validate(root, selection(mode, _running_phase(root)))
+            text += "\n\n" + live_text
+            code = code or live_code
+    return text, code
+
+
+def _running_phase(root: Path) -> int:
+    """The phase of the running compose environment (from its containers' labels)."""
+    from . import docker
+    from .render import LABEL_MANAGED
+
+    rows = docker.labelled("container", {LABEL_MANAGED: "true"})
+    phases = [int(p) for r in rows for part in r.get("Labels", "").split(",")
+              if part.startswith("parity.dev/phase=") for p in [part.split("=", 1)[1]]
+              if p.isdigit()]
+    if not phases:
+        raise InputError("no running parity environment to check live",
+                         hint="start one with inv up, or drop --live")
+    return max(phases)

@@ -1,0 +1,140 @@
+"""The offline parity lane (``nox -s validate``, ``inv validate-offline``).
+
+For every mode and phase: render into ``.parity/build/``, then check the output with
+the external validators (kubernetes-validate strict for 1.31 and the newest
+schemas, Gateway API CRD schemas, kind's v1alpha4 fields, ``docker compose config``,
+yamllint), the cross-reference lint, and finally the compose-vs-kind parity diff of
+each phase. Every check runs; the lane prints one table and fails closed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ParityError
+from .layers import Selection
+
+
+@dataclass
+class Row:
+    target: str
+    check: str
+    ok: bool
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def _kind_checks(files: dict[str, str]) -> list[Row]:
+    import yaml
+
+    from . import validators as v
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    docs = [d for d in yaml.load_all(files["manifests.yaml"], Loader=loader) if d]
+    rows = []
+    for version in (v.K8S_OLDEST, v.newest_k8s()):
+        problems = []
+        count = 0
+        for d in docs:
+            if d.get("kind") in v.GATEWAY_KINDS:
+                continue
+            count += 1
+            problems += [f"{d['kind']}/{d['metadata']['name']}: {p}"
+                         for p in v.k8s_problems(d, version)]
+        rows.append(Row("", f"kubernetes-validate --strict {version}", not problems,
+                        f"{count} objects", problems))
+    problems = []
+    gw = [d for d in docs if d.get("kind") in v.GATEWAY_KINDS]
+    for d in gw:
+        problems += [f"{d['kind']}/{d['metadata']['name']}: {p}" for p in v.gateway_validate(d)]
+    rows.append(Row("", "Gateway API v1.2.1 CRD schemas", not problems, f"{len(gw)} objects",
+                    problems))
+    config = yaml.safe_load(files["kind-config.yaml"])
+    problems = v.kind_config_problems(config)
+    rows.append(Row("", "kind v1alpha4 cluster config", not problems, "", problems))
+    return rows
+
+
+def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
+    from . import cli, diff, lint, model, validators
+    from .render import RenderContext, default_out, render, write
+    from . import secrets
+
+    started = time.monotonic()
+    rows: list[Row] = []
+    for mode in ("compose", "kind"):
+        for phase in (1, 2, 3):
+            target = f"{mode}:{phase}"
+            sel = cli.selection(mode, phase, environ=environ)
+            try:
+                stack = model.load(root, sel).stack
+                out = default_out(root, mode, phase)
+                files = render(stack, RenderContext.for_output(root, out))
+                write(files, out)
+                again = render(stack, RenderContext.for_output(root, out))
+            except ParityError as exc:
+                rows.append(Row(target, "render", False, "", [exc.render()]))
+                continue
+            rows.append(Row(target, "render (byte-identical twice)", again == files,
+                            f"{len(files)} files"))
+            problems = [f"{name}: {p}" for name, text in sorted(files.items())
+                        if name.endswith(".yaml") for p in validators.yamllint_problems(text)]
+            rows.append(Row(target, "yamllint (default rules)", not problems, "", problems))
+            if mode == "kind":
+                for r in _kind_checks(files):
+                    r.target = target
+                    rows.append(r)
+                findings = lint.lint_kind(diff._load_docs(files["manifests.yaml"]), stack)
+            else:
+                secrets.ensure(stack, root / ".parity")
+                secrets.write_env_files(stack, root / ".parity")
+                try:
+                    problems = validators.compose_problems(out / "docker-compose.yaml")
+                except ParityError as exc:
+                    problems = [exc.render()]
+                rows.append(Row(target, "docker compose config --quiet", not problems, "",
+                                problems))
+                findings = lint.lint_compose(diff._load_docs(files["docker-compose.yaml"])[0],
+                                             stack)
+            rows.append(Row(target, "cross-reference lint", not findings, "",
+                            [f"{f.obj} {f.field}: {f.message}" for f in findings]))
+    rules = diff.load_policy(root)
+    for phase in (1, 2, 3):
+        try:
+            diffs = diff.model_diff(root, cli.selection("compose", phase, environ=environ),
+                                    cli.selection("kind", phase, environ=environ), rules)
+        except ParityError as exc:
+            rows.append(Row(f"compose~kind:{phase}", "parity diff", False, "", [exc.render()]))
+            continue
+        counts = diff.summary(diffs)
+        contract = [f"{d.path}: {d.from_value} -> {d.to_value} (rule {d.rule})"
+                    for d in diffs if d.cls == "contract"]
+        rows.append(Row(f"compose~kind:{phase}", "parity diff (no contract drift)",
+                        not contract, f"{counts['transport']} transport, "
+                        f"{counts['placement']} placement", contract))
+    return rows, time.monotonic() - started
+
+
+def table(rows: list[Row], seconds: float) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="parity offline validation", title_justify="left")
+    for col in ("target", "check", "result", "detail"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.target, r.check, "ok" if r.ok else "FAIL",
+                  r.detail if r.ok else f"{len(r.problems)} problems")
+    buf = StringIO()
+    Console(file=buf, width=120, color_system=None).print(t)
+    out = buf.getvalue().rstrip()
+    failed = [r for r in rows if not r.ok]
+    for r in failed:
+        out += f"\n\nFAIL {r.target} {r.check}:\n" + "\n".join(f"  {p}" for p in r.problems[:20])
+    out += (f"\n\n{len(rows) - len(failed)} passed, {len(failed)} failed "
+            f"({seconds:.1f}s)")
+    return out
