@@ -49,4 +49,5 @@ def test_target_resolves_browser_urls_per_port() -> None:
     t = checks.Target(ROOT, resolved, lambda: [])
     assert t.url("auth") == "https://auth.parity.localhost:8443"
     assert t.url("api", "/healthz") == "https://api.parity.localhost:8443/healthz"
-    assert t.env("api")["OIDC_ISSUER_URL"] == "https://auth.parity.localhost/realms/parity"
+    # the browser's port is part of every browser-facing URL, the issuer included
+    assert t.env("api")["OIDC_ISSUER_URL"] == "https://auth.parity.localhost:8443/realms/parity"

@@ -577,3 +577,19 @@ def test_files_with_clashing_config_names_are_refused() -> None:
     assert error_of(dataclasses.replace(stack, services=services)) == (
         "services.a-b.files[c]: compose config name 'a-b-c' is also produced by another "
         "service\n  next: rename the service or the item")
+
+
+def test_a_moved_https_port_is_part_of_browser_urls_and_served_inside():
+    """With the edge on 8443, the issuer the browser sees carries the port, and
+    services calling that same URL inside the network reach the edge on it."""
+    from parity.render.compose import render_compose as _render
+
+    st = model.load(ROOT, Selection("compose", 1, environ={"PARITY_HTTPS_PORT": "8443"})).stack
+    files = _render(st, RenderContext())
+    compose = yaml.safe_load(files["docker-compose.yaml"])
+    assert compose["services"]["api"]["environment"]["OIDC_ISSUER_URL"] == \
+        "https://auth.parity.localhost:8443/realms/parity"
+    assert {"target": 443, "host_ip": "127.0.0.1", "published": "8443", "protocol": "tcp"} \
+        in compose["services"]["edge"]["ports"]
+    assert "        listen 443 ssl;\n        listen 8443 ssl;\n        server_name " \
+           "auth.parity.localhost;" in files["edge/nginx.conf"]

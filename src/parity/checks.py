@@ -62,9 +62,7 @@ class Target:
     def url(self, route: str, path: str = "") -> str:
         """The browser-facing URL of a route (port added when not the default)."""
         r = self.stack.routes()[route]
-        port = "" if self.stack.https_port == 443 else f":{self.stack.https_port}"
-        base_path = "" if r.path == "/" else r.path.rstrip("/")
-        return f"https://{r.host}.{self.stack.domain}{port}{base_path}{path}"
+        return self.stack.transport.browser_url(r.host, r.path) + path
 
     def resolve(self, value: str) -> str:
         return self.stack.resolve(value)

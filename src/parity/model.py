@@ -155,7 +155,8 @@ class Stack:
 
     @property
     def transport(self) -> templates.Transport:
-        return templates.Transport(self.internal_dns, self.namespace, self.domain, self.name)
+        return templates.Transport(self.internal_dns, self.namespace, self.domain, self.name,
+                                   self.https_port)
 
     def routes(self) -> dict[str, Route]:
         return {r.name: r for s in self.services.values() for r in s.routes}

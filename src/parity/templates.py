@@ -3,7 +3,8 @@
     ${service:NAME.PORT}   host:port of a service's named port (internal transport)
     ${host:NAME}           the service's internal hostname
     ${port:NAME.PORT}      the port number
-    ${route:ROUTE}         the browser-facing URL of a route: https://HOST.DOMAIN[PATH]
+    ${route:ROUTE}         the browser-facing URL of a route: https://HOST.DOMAIN[:PORT][PATH]
+                           (PORT only when the edge's https port is not 443)
     ${stack:FIELD}         name, domain or namespace of the stack
     $${                    a literal "${"
 
@@ -75,6 +76,11 @@ class Transport:
     namespace: str
     domain: str
     name: str
+    https_port: int = 443  # the browser's https port; part of every browser URL
+
+    def browser_url(self, host: str, path: str) -> str:
+        port = "" if self.https_port == 443 else f":{self.https_port}"
+        return f"https://{host}.{self.domain}{port}{'' if path == '/' else path.rstrip('/')}"
 
     def host(self, service: str) -> str:
         return self.internal_dns.format(service=service, namespace=self.namespace)
@@ -93,7 +99,7 @@ def resolve(value: str, transport: Transport, ports: dict[str, dict[str, int]],
             return str(getattr(transport, arg))
         if kind == "route":
             host, path = routes[arg]
-            return f"https://{host}.{transport.domain}{'' if path == '/' else path.rstrip('/')}"
+            return transport.browser_url(host, path)
         if kind == "host":
             return transport.host(arg)
         name, _, port = arg.partition(".")

@@ -222,13 +222,9 @@ class ComposeLane:
     # ------------------------------------------------------------------ status
 
     def endpoints(self) -> list[dict]:
-        port = "" if self.stack.https_port == 443 else f":{self.stack.https_port}"
-        out = []
-        for route in sorted(self.stack.routes().values(), key=lambda r: r.name):
-            path = "" if route.path == "/" else route.path
-            out.append({"route": route.name, "service": route.service,
-                        "url": f"https://{route.host}.{self.stack.domain}{port}{path}"})
-        return out
+        return [{"route": r.name, "service": r.service,
+                 "url": self.stack.transport.browser_url(r.host, r.path)}
+                for r in sorted(self.stack.routes().values(), key=lambda r: r.name)]
 
     def containers(self) -> dict[str, dict]:
         if not self.file.exists():

@@ -549,8 +549,11 @@ def _nginx_conf(stack: Stack, edge: Service) -> str:
            f"    ssl_certificate_key {EDGE_TLS_DIR}/tls.key;",
            "    ssl_protocols TLSv1.2 TLSv1.3;",
            *_plain_server(stack, edge), *_tls_default_server(https_port)]
+    # Browser URLs carry the host's https port when it is not 443; listening on it
+    # inside the network too keeps those URLs valid for services calling them.
+    extra = [f"        listen {stack.https_port} ssl;"] if stack.https_port != https_port else []
     for host, routes in _routes_by_host(stack):
-        out += ["", "    server {", f"        listen {https_port} ssl;",
+        out += ["", "    server {", f"        listen {https_port} ssl;", *extra,
                 f"        server_name {host};"]
         for route in routes:
             out += _locations(stack, route)
