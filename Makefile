@@ -9,10 +9,13 @@ MODE   ?= compose
 PHASE  ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv engine test validate render lint diff config
+.PHONY: help venv engine test validate render lint diff config images \
+	up status check down reset compose-up compose-status compose-validate compose-down \
+	compose-reset kind-parity-up kind-parity-status kind-parity-validate kind-parity-down \
+	kind-parity-reset
 
 help:  ## list the targets
-	@grep -E '^[a-z][a-zA-Z0-9_-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 24
+	@grep -E '^[a-z][a-zA-Z0-9_ -]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 24
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +31,7 @@ engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs th
 test: venv engine  ## the test suite (unit, golden, external validators, compose end to end)
 	$(BIN)/pytest -q
 	$(NOX) -s validate
+	$(NOX) -s e2e_compose
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations
 	$(NOX) -s validate
@@ -43,3 +47,28 @@ diff: venv  ## compose-vs-kind parity diff for PHASE
 
 config: venv  ## print the merged model of MODE/PHASE
 	$(INV) config --mode $(MODE) --phase $(PHASE)
+
+images: venv  ## build the images of PROFILE (default: default; offline builds without a registry)
+	$(INV) images --phase 3 $(if $(PROFILE),--profile $(PROFILE))
+
+# --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline
+up: venv  ## create/update the environment and wait until ready (make up PHASE=2)
+	$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+
+status: venv  ## one row per service with state, health, reason, endpoint
+	$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+
+check: venv  ## the live checks (readiness, smoke through the edge, contract)
+	$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+
+down: venv  ## remove everything parity created, and nothing else
+	$(INV) down --mode $(MODE) --phase $(PHASE)
+
+reset: venv  ## destroy and recreate from zero
+	$(INV) reset --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+
+compose-up compose-status compose-validate compose-down compose-reset: venv  ## compose lane aliases
+	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose
+
+kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset: venv  ## kind lane aliases
+	$(MAKE) --no-print-directory $(subst validate,check,$(subst kind-parity-,,$@)) MODE=kind

@@ -4,6 +4,7 @@
     nox -s lint        yamllint over the inputs and a compile check
     nox -s validate    the offline parity lane: render, validate, lint, diff (all six)
     nox -s validate -- --live   ... plus the live checks against a running environment
+    nox -s e2e_compose the compose lane end to end on the Docker engine (offline images)
 """
 
 from __future__ import annotations
@@ -44,3 +45,11 @@ def validate(session: nox.Session) -> None:
     if "--live" in session.posargs:
         args.append("--live")
     session.run(*args)
+
+
+@nox.session(python=PYTHON)
+def e2e_compose(session: nox.Session) -> None:
+    """Compose lane end to end on a real engine: up/validate phases 1-3, reset, down."""
+    _install(session)
+    session.run("pytest", "-m", "e2e", "-s", "tests/e2e/test_compose_lane.py",
+                *session.posargs)
