@@ -59,3 +59,9 @@ def test_write_atomic_skips_identical_content(tmp_path) -> None:
     assert write_atomic(target, "a: 1\n") is False
     assert target.stat().st_mtime_ns == mtime
     assert list(target.parent.iterdir()) == [target]  # no temp files left
+
+
+def test_folded_scalars_read_as_yaml_defines_them() -> None:
+    tree = parse_text("a: >-\n  one two\n  three\nb: |\n  x\n  y\n", "f", "base")
+    assert tree.entries["a"].value == "one two three"  # type: ignore[attr-defined]
+    assert tree.entries["b"].value == "x\ny\n"  # type: ignore[attr-defined]

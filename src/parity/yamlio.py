@@ -185,7 +185,8 @@ class _Converter:
             node = ScalarNode(implicit, node.value, node.start_mark, node.end_mark, node.style)
             std_tag = str(getattr(implicit, "value", implicit))
         if std_tag == _STD + "str":
-            return node.value
+            # ruamel marks the fold points of a folded (>) scalar with \a
+            return node.value.replace("\a", "") if node.style == ">" else node.value
         if std_tag == _STD + "null":
             return None
         if std_tag in (_STD + "int", _STD + "float", _STD + "bool"):

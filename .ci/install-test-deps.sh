@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian packages the tests run real servers and clients from (tests/test_apps.py:
+# PostgreSQL, Redis, NATS, the registry, and the Python modules the offline
+# images use). Idempotent; services are installed but never started by apt.
+set -euo pipefail
+PKGS=(postgresql-15 redis-server nats-server docker-registry python3-psycopg2 python3-redis
+      python3-jwt python3-grpcio python3-cryptography python3-requests)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "==> test packages already installed"
+  exit 0
+fi
+echo "==> installing ${missing[*]}"
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+trap '[ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get update -qq || true
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "==> done"

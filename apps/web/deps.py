@@ -1,0 +1,618 @@
+"""Shared runtime helpers of parity's reference workloads (api, web, worker).
+
+This file is vendored byte-for-byte into apps/api, apps/web and apps/worker,
+because each image is built from its own directory (the model's build context
+is apps/<name>). tests/test_apps.py fails when the copies differ: edit one,
+copy it to the others.
+
+Only the standard library is imported at module level. psycopg2, redis and
+grpc are imported inside the functions that need them, so the web image
+(stdlib only) and the tests can import this module without them.
+
+What is here:
+  * the env contract (`contract_env`): which received env vars are the
+    service's contract, and their sha256 hashes (values never leave the process)
+  * `redact`: scrubs secret values out of any text before it is logged or served
+  * dependency checks for /readyz: Postgres, Redis, NATS, Temporal (gRPC health)
+  * `NatsClient`: a minimal NATS client speaking the raw text protocol
+  * `JsonHandler` / `serve`: a ThreadingHTTPServer with one log line per request
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger("parity")
+
+CHECK_TIMEOUT = 2.0  # seconds, per dependency check
+
+
+def setup_logging(name: str) -> logging.Logger:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return logging.getLogger(name)
+
+
+# --------------------------------------------------------------------------
+# The env contract
+#
+# A service's contract is every env var it received EXCEPT the runtime noise
+# below, which the container runtime, the base image or Kubernetes add on
+# their own and which no stack model declares:
+#
+#   exact names  PATH HOSTNAME HOME LANG TERM SHLVL PWD _ GPG_KEY
+#                HTTP_PROXY HTTPS_PROXY NO_PROXY FTP_PROXY ALL_PROXY (any case;
+#                the Docker client injects them from ~/.docker/config.json)
+#   prefixes     LC_*  PYTHON*  (PYTHON_VERSION, PYTHON_SHA256 of python images;
+#                PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE of our Dockerfiles)
+#   Kubernetes   service links: *_SERVICE_HOST, *_SERVICE_PORT, *_SERVICE_PORT_*,
+#                *_PORT_<n>_TCP|UDP|SCTP[_*], and *_PORT whose value is a
+#                service-link URL (tcp://, udp://, sctp://). A *_PORT holding a
+#                plain port number (REDIS_PORT=6379) IS contract.
+#
+# Everything else a service receives is reported by GET /contract as
+# {"env": {KEY: "sha256:<hex of the UTF-8 value>"}}; values never leave the
+# process. A base image that bakes other ENV shows up as "received but not in
+# the contract" in parity's contract check, which is intended.
+# --------------------------------------------------------------------------
+
+NOISE_EXACT = frozenset({"PATH", "HOSTNAME", "HOME", "LANG", "TERM", "SHLVL", "PWD", "_", "GPG_KEY"})
+NOISE_ANY_CASE = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "FTP_PROXY", "ALL_PROXY"})
+NOISE_PREFIXES = ("LC_", "PYTHON")
+_K8S_SERVICE = re.compile(r"^[A-Z0-9_]+_SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?$")
+_K8S_PORT_DETAIL = re.compile(r"^[A-Z0-9_]+_PORT_\d+_(TCP|UDP|SCTP)(_[A-Z0-9_]+)?$")
+_K8S_PORT_URL = re.compile(r"^(tcp|udp|sctp)://")
+
+
+def is_runtime_noise(key: str, value: str) -> bool:
+    if key in NOISE_EXACT or key.upper() in NOISE_ANY_CASE:
+        return True
+    if key.startswith(NOISE_PREFIXES):
+        return True
+    if _K8S_SERVICE.match(key) or _K8S_PORT_DETAIL.match(key):
+        return True
+    if key.endswith("_PORT") and _K8S_PORT_URL.match(value or ""):
+        return True
+    return False
+
+
+def sha256_of(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def contract_env(environ=None) -> dict:
+    """{KEY: "sha256:<hex>"} for every contract env var (see above), sorted."""
+    environ = os.environ if environ is None else environ
+    return {k: sha256_of(v) for k, v in sorted(environ.items()) if not is_runtime_noise(k, v)}
+
+
+# --------------------------------------------------------------------------
+# Secret hygiene
+# --------------------------------------------------------------------------
+
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|SIGNING|PRIVATE|_KEY$|CREDENTIAL", re.I)
+
+
+def secret_values(environ=None) -> list:
+    environ = os.environ if environ is None else environ
+    vals = {v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 4}
+    return sorted(vals, key=len, reverse=True)
+
+
+def redact(text, environ=None) -> str:
+    """``text`` with the value of every secret-looking env var replaced by ***."""
+    text = str(text)
+    for v in secret_values(environ):
+        text = text.replace(v, "***")
+    return text
+
+
+def error_text(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    first = msg[0] if msg else ""
+    return redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+# --------------------------------------------------------------------------
+# Postgres and Redis
+# --------------------------------------------------------------------------
+
+def pg_connect(environ=None, timeout: float = CHECK_TIMEOUT):
+    """A psycopg2 connection from DATABASE_HOST/PORT/NAME/USER/PASSWORD."""
+    import psycopg2  # noqa: PLC0415 (lazy: only images that talk to Postgres carry it)
+
+    e = os.environ if environ is None else environ
+    return psycopg2.connect(
+        host=e["DATABASE_HOST"], port=int(e.get("DATABASE_PORT", "5432")),
+        dbname=e["DATABASE_NAME"], user=e["DATABASE_USER"], password=e["DATABASE_PASSWORD"],
+        connect_timeout=max(2, int(timeout)),  # libpq treats < 2 as 2
+        options=f"-c statement_timeout={int(timeout * 1000)}",
+        application_name=e.get("WORKER_ROLE") or "parity-api")
+
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id           bigserial PRIMARY KEY,
+    topic        text        NOT NULL,
+    payload      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS seed (
+    name       text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO seed (name) VALUES ('parity-reference') ON CONFLICT DO NOTHING;
+"""
+
+
+def apply_schema(conn) -> None:
+    """Idempotent; serialised by an advisory lock so api and workers may race."""
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(7261)")
+            cur.execute(SCHEMA_SQL)
+
+
+def check_postgres(environ=None) -> str:
+    conn = pg_connect(environ)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+    finally:
+        conn.close()
+    return "SELECT 1"
+
+
+def check_redis(environ=None) -> str:
+    import redis  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+    from redis.retry import Retry  # noqa: PLC0415
+
+    e = os.environ if environ is None else environ
+    # No retries: redis-py >= 6 retries connection errors with backoff by default,
+    # which would outlast the readiness probe's timeout.
+    client = redis.Redis(host=e["REDIS_HOST"], port=int(e.get("REDIS_PORT", "6379")),
+                         password=e.get("REDIS_PASSWORD") or None,
+                         socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT,
+                         retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+    try:
+        if not client.ping():
+            raise RuntimeError("PING did not return PONG")
+    finally:
+        client.close()
+    return "AUTH + PING"
+
+
+# --------------------------------------------------------------------------
+# NATS: a minimal client for the text protocol
+# (https://docs.nats.io/reference/reference-protocols/nats-protocol)
+# --------------------------------------------------------------------------
+
+class NatsError(Exception):
+    pass
+
+
+def parse_nats_url(url: str) -> tuple:
+    u = urllib.parse.urlsplit(url if "://" in url else "nats://" + url)
+    if u.scheme not in ("nats", "tcp"):
+        raise NatsError(f"unsupported NATS URL scheme {u.scheme!r} (only nats:// without TLS)")
+    return u.hostname or "127.0.0.1", u.port or 4222
+
+
+class NatsClient:
+    """PUB / SUB / UNSUB / MSG / PING / PONG over one TCP socket.
+
+    Not thread-safe: use one client per thread. Server PINGs are answered
+    while reading. ``flush()`` round-trips a PING, so everything published
+    before it has been processed by the server when it returns.
+    """
+
+    def __init__(self, url: str, name: str = "parity", timeout: float = CHECK_TIMEOUT):
+        self.url = url
+        self.name = name
+        self.timeout = timeout
+        self.sock = None
+        self.server_info: dict = {}
+        self._buf = bytearray()
+        self._pending: list = []  # MSGs read while waiting for a PONG
+        self._sid = 0
+
+    # -- connection ---------------------------------------------------------
+    def connect(self) -> "NatsClient":
+        host, port = parse_nats_url(self.url)
+        self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        line = self._read_line(time.monotonic() + self.timeout)
+        if not line.startswith(b"INFO "):
+            raise NatsError(f"expected INFO from the server, got {line[:40]!r}")
+        try:
+            self.server_info = json.loads(line[5:])
+        except ValueError as exc:
+            raise NatsError(f"unreadable INFO line: {exc}") from None
+        if self.server_info.get("tls_required"):
+            raise NatsError("server requires TLS, which this client does not speak")
+        opts = {"verbose": False, "pedantic": False, "name": self.name,
+                "lang": "python-raw", "version": "0.1.0", "protocol": 1}
+        self._send(b"CONNECT " + json.dumps(opts, separators=(",", ":")).encode() + b"\r\n")
+        self.flush()
+        return self
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+    def __enter__(self) -> "NatsClient":
+        return self.connect() if self.sock is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- operations ---------------------------------------------------------
+    def publish(self, subject: str, payload: bytes = b"", reply: str | None = None) -> None:
+        _check_subject(subject)
+        head = f"PUB {subject} {reply + ' ' if reply else ''}{len(payload)}\r\n".encode()
+        self._send(head + payload + b"\r\n")
+
+    def subscribe(self, subject: str, queue: str | None = None) -> str:
+        _check_subject(subject)
+        self._sid += 1
+        sid = str(self._sid)
+        self._send(f"SUB {subject} {queue + ' ' if queue else ''}{sid}\r\n".encode())
+        return sid
+
+    def unsubscribe(self, sid: str) -> None:
+        self._send(f"UNSUB {sid}\r\n".encode())
+
+    def flush(self, timeout: float | None = None) -> None:
+        """PING and wait for PONG (collecting MSGs that arrive first)."""
+        self._send(b"PING\r\n")
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            op = self._read_op(deadline)
+            if op == ("PONG",):
+                return
+            if op[0] == "MSG":
+                self._pending.append(op[1])
+
+    def next_msg(self, timeout: float) -> dict | None:
+        """The next delivered message {subject, sid, reply, data}, or None on timeout."""
+        if self._pending:
+            return self._pending.pop(0)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                op = self._read_op(deadline)
+            except socket.timeout:
+                return None
+            if op[0] == "MSG":
+                return op[1]
+
+    # -- wire ---------------------------------------------------------------
+    def _send(self, data: bytes) -> None:
+        if self.sock is None:
+            raise NatsError("not connected")
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.sock.settimeout(left)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise NatsError("connection closed by the server")
+        self._buf += chunk
+
+    def _read_line(self, deadline: float) -> bytes:
+        while True:
+            i = self._buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self._buf[:i])
+                del self._buf[:i + 2]
+                return line
+            if len(self._buf) > 1 << 20:
+                raise NatsError("protocol line too long")
+            self._fill(deadline)
+
+    def _read_op(self, deadline: float) -> tuple:
+        """One server operation; answers PING itself. Returns ("PONG",) or ("MSG", msg).
+
+        An operation is consumed from the buffer only once it is complete, so a
+        timeout never leaves a half-read message behind."""
+        while True:
+            i = self._buf.find(b"\r\n")
+            if i < 0:
+                if len(self._buf) > 1 << 20:
+                    raise NatsError("protocol line too long")
+                self._fill(deadline)
+                continue
+            line = bytes(self._buf[:i])
+            verb = line.split(b" ", 1)[0].upper()
+            if verb == b"MSG":
+                parts = line.decode(errors="replace").split()
+                if len(parts) not in (4, 5) or not parts[-1].isdigit():
+                    raise NatsError(f"malformed MSG line {line[:80]!r}")
+                size = int(parts[-1])
+                end = i + 2 + size + 2
+                while len(self._buf) < end:
+                    self._fill(deadline)
+                data = bytes(self._buf[i + 2:i + 2 + size])
+                del self._buf[:end]
+                reply = parts[3] if len(parts) == 5 else None
+                return ("MSG", {"subject": parts[1], "sid": parts[2], "reply": reply, "data": data})
+            del self._buf[:i + 2]
+            if verb == b"PING":
+                self._send(b"PONG\r\n")
+            elif verb == b"PONG":
+                return ("PONG",)
+            elif verb in (b"+OK", b"INFO"):
+                continue
+            elif verb == b"-ERR":
+                raise NatsError("server error: " + line[5:].decode(errors="replace").strip(" '"))
+            else:
+                raise NatsError(f"unexpected protocol line {line[:40]!r}")
+
+
+def _check_subject(subject: str) -> None:
+    if not subject or any(c in subject for c in " \t\r\n"):
+        raise NatsError(f"invalid NATS subject {subject!r}")
+
+
+def check_nats(url: str) -> str:
+    with NatsClient(url, name="parity-readyz") as nc:
+        version = nc.server_info.get("version", "?")
+    return f"INFO/CONNECT/PING/PONG (server {version})"
+
+
+# --------------------------------------------------------------------------
+# Temporal: the standard gRPC health service, spoken with raw protobuf bytes
+#
+# The WorkflowService name is asked first because it is the one Temporal's
+# frontend itself reports on: newer servers (grpc-go's health server) answer
+# SERVING for "" from the moment they listen, while WorkflowService stays
+# NOT_SERVING until the frontend has joined the cluster; older servers answer
+# SERVICE_UNKNOWN for every other name, "" included. "" is the fallback for a
+# server (or proxy) that does not know the WorkflowService name (NOT_FOUND or
+# SERVICE_UNKNOWN).
+# --------------------------------------------------------------------------
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+TEMPORAL_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+DESCRIBE_NAMESPACE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+SERVICE_UNKNOWN = b"\x08\x03"
+_STATUS_NAMES = {b"": "UNKNOWN", b"\x08\x00": "UNKNOWN", SERVING: "SERVING",
+                 b"\x08\x02": "NOT_SERVING", SERVICE_UNKNOWN: "SERVICE_UNKNOWN"}
+
+
+def _pb_string(field: int, value: str) -> bytes:
+    """A protobuf length-delimited string field (wire type 2)."""
+    raw = value.encode()
+    out, n = bytearray([(field << 3) | 2]), len(raw)
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes(out) + raw
+
+
+def check_temporal(address: str, namespace: str | None = None, timeout: float = CHECK_TIMEOUT) -> str:
+    """SERVING via grpc.health.v1 (WorkflowService name, then "" when the server
+    does not know that name); then, when a namespace is given, a DescribeNamespace
+    call whose NOT_FOUND means the namespace does not exist."""
+    import grpc  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.05, deadline - time.monotonic())
+
+    channel = grpc.insecure_channel(address)
+    try:
+        check = channel.unary_unary(HEALTH_CHECK)  # no (de)serializers: raw bytes
+        via = None
+        for service in (TEMPORAL_SERVICE, ""):
+            label = service or '""'
+            try:
+                resp = check(_pb_string(1, service) if service else b"", timeout=left())
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    continue
+                raise RuntimeError(f"health check ({label}): {exc.code().name}: {exc.details()}") from None
+            if resp == SERVING:
+                via = label
+                break
+            if resp == SERVICE_UNKNOWN:
+                continue
+            raise RuntimeError(f"health check ({label}): {_STATUS_NAMES.get(resp, repr(resp))}")
+        if via is None:
+            raise RuntimeError(f"health check: the server knows neither {TEMPORAL_SERVICE} nor \"\"")
+        if not namespace:
+            return f"SERVING ({via})"
+        describe = channel.unary_unary(DESCRIBE_NAMESPACE)
+        try:
+            describe(_pb_string(1, namespace), timeout=left())
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise RuntimeError(f"namespace {namespace!r} not found") from None
+            # Anything else (e.g. a proxy without this method) does not prove the
+            # namespace is missing: health already said SERVING.
+            return f"SERVING ({via}); namespace not verified: {exc.code().name}"
+        return f"SERVING ({via}); namespace {namespace!r} exists"
+    finally:
+        channel.close()
+
+
+# --------------------------------------------------------------------------
+# Running checks
+# --------------------------------------------------------------------------
+
+def dependency_checks(environ=None) -> dict:
+    """The readiness checks a process's env calls for: {name: callable}."""
+    e = os.environ if environ is None else environ
+    checks = {}
+    if e.get("DATABASE_HOST"):
+        checks["postgres"] = lambda: check_postgres(e)
+    if e.get("REDIS_HOST"):
+        checks["redis"] = lambda: check_redis(e)
+    if e.get("NATS_URL"):
+        checks["nats"] = lambda: check_nats(e["NATS_URL"])
+    if e.get("TEMPORAL_ADDRESS"):
+        checks["temporal"] = lambda: check_temporal(e["TEMPORAL_ADDRESS"], e.get("TEMPORAL_NAMESPACE"))
+    return checks
+
+
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
+
+
+def run_checks(checks: dict, budget: float = CHECK_TIMEOUT + 0.5) -> tuple:
+    """Run all checks concurrently; a check still running after ``budget`` seconds
+    is reported as timed out, so /readyz answers within a probe's timeout (3 s)
+    whatever a client library does. Returns (all_ok, {name: {ok, ms, detail|error}})."""
+    def one(fn):
+        t0 = time.monotonic()
+        try:
+            detail = fn()
+            return {"ok": True, "ms": int((time.monotonic() - t0) * 1000), "detail": redact(detail)}
+        except Exception as exc:  # noqa: BLE001 — every failure is a reported result
+            return {"ok": False, "ms": int((time.monotonic() - t0) * 1000), "error": error_text(exc)}
+
+    deadline = time.monotonic() + budget
+    futures = {name: _POOL.submit(one, fn) for name, fn in checks.items()}
+    results = {}
+    for name, fut in futures.items():
+        try:
+            results[name] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FuturesTimeout:
+            results[name] = {"ok": False, "error": f"no answer within {budget:g}s"}
+        except Exception as exc:  # noqa: BLE001
+            results[name] = {"ok": False, "error": f"check failed: {error_text(exc)}"}
+    return all(r["ok"] for r in results.values()), results
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Routes GET/POST to ``self.routes`` = {(method, path): method_name}; logs
+    one line per request (method, path without query, status, ms), nothing else."""
+
+    server_version = "parity"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a client may stay silent on its connection
+    max_body = 1 << 20
+    routes: dict = {}
+    logger = log
+
+    def log_message(self, fmt, *args):  # silence the default access log
+        pass
+
+    def _dispatch(self, method: str) -> None:
+        self._t0 = time.monotonic()
+        self._status = 0
+        path = urllib.parse.urlsplit(self.path).path
+        try:
+            # Read the whole body first, whatever the route: an unread body would
+            # be parsed as the next request on this keep-alive connection.
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > self.max_body:
+                self.close_connection = True
+                self.send_json(413 if length > 0 else 400, {"error": "bad or too large request body"})
+                return
+            self.body = self.rfile.read(length) if length else b""
+            name = self.routes.get((method, path))
+            if name is None:
+                name = self.route_prefix(method, path)
+            if name is None:
+                known = {p for (_, p) in self.routes}
+                if path in known:
+                    self.send_json(405, {"error": f"method {method} not allowed"})
+                else:
+                    self.send_json(404, {"error": "not found"})
+            else:
+                getattr(self, name)()
+        except Exception as exc:  # noqa: BLE001
+            self.logger.error("%s %s failed: %s", method, path, error_text(exc))
+            if not self._status:
+                self.send_json(500, {"error": "internal error"})
+        finally:
+            ms = int((time.monotonic() - self._t0) * 1000)
+            self.logger.info("%s %s %d %dms", method, path, self._status, ms)
+
+    def route_prefix(self, method: str, path: str):
+        return None
+
+    def do_GET(self):  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._dispatch("POST")
+
+    def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
+        body = (json.dumps(obj, indent=None, sort_keys=True) + "\n").encode()
+        self.send_body(status, body, "application/json", headers)
+
+    def read_json(self):
+        """The request body parsed as JSON (None when empty); ValueError if it is not JSON."""
+        return json.loads(self.body or b"null")
+
+
+class Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def serve(handler_cls, host: str, port: int, logger: logging.Logger) -> ThreadingHTTPServer:
+    """Start serving in a daemon thread; ``httpd.shutdown()`` stops it."""
+    httpd = Server((host, port), handler_cls)
+    threading.Thread(target=httpd.serve_forever, name="http", daemon=True).start()
+    logger.info("listening on %s:%d", host, port)
+    return httpd
+
+
+STOP = threading.Event()
+
+
+def install_signal_handlers(logger: logging.Logger) -> None:
+    """SIGTERM/SIGINT set STOP. Needed: the process may be PID 1 without an init,
+    where SIGTERM has no default action and `docker stop` would wait 10 s."""
+    def stop(signum, _frame):
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        STOP.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
