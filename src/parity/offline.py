@@ -59,7 +59,7 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
 
 def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
     from . import cli, diff, lint, model, validators
-    from .render import RenderContext, default_out, render, write
+    from .render import RenderContext, render, write
     from . import secrets
 
     started = time.monotonic()
@@ -70,7 +70,7 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
             sel = cli.selection(mode, phase, environ=environ)
             try:
                 stack = model.load(root, sel).stack
-                out = default_out(root, mode, phase)
+                out = root / ".parity" / "validate" / mode / f"phase{phase}"
                 files = render(stack, RenderContext.for_output(root, out))
                 write(files, out)
                 again = render(stack, RenderContext.for_output(root, out))
