@@ -51,5 +51,5 @@ def validate(session: nox.Session) -> None:
 def e2e_compose(session: nox.Session) -> None:
     """Compose lane end to end on a real engine: up/validate phases 1-3, reset, down."""
     _install(session)
-    session.run("pytest", "-m", "e2e", "-s", "tests/e2e/test_compose_lane.py",
+    session.run("pytest", "-m", "e2e", "-s", "tests/e2e",
                 *session.posargs)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ParityError
-from .layers import Selection
 
 
 @dataclass
