@@ -154,3 +154,43 @@ def test_uncovered_difference_fails_closed(repo_copy: Path) -> None:
     data, code = run_diff(repo_copy)
     assert code == 1
     assert all(d["class"] == "contract" for d in data["differences"])
+
+
+def test_rendered_level_compares_phases_by_object_identity() -> None:
+    text, code = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered", "json")
+    data = json.loads(text)
+    assert code == 1  # phase 2 adds services: contract by the policy's default
+    paths = {d["path"] for d in data["differences"]}
+    assert "apps/v1/StatefulSet/parity/nats" in paths
+    assert any(p.startswith("v1/ConfigMap/parity/api-env:data.NATS_URL") for p in paths)
+
+
+def test_rendered_level_refuses_to_compare_modes() -> None:
+    with pytest.raises(InputError) as exc:
+        cli.diff(ROOT, "compose", "kind", 1, "rendered")
+    assert exc.value.render() == (
+        "the rendered level compares renders of one mode (two phases, or a saved directory "
+        "with --against)\n  next: compare compose and kind with --level model")
+
+
+def test_against_a_saved_render_shows_what_an_overlay_change_does(repo_copy: Path,
+                                                                   tmp_path: Path) -> None:
+    saved = tmp_path / "before"
+    cli.render(repo_copy, cli.selection("kind", 1, environ={}), str(saved))
+    text, code = cli.diff(repo_copy, "kind", "kind", 1, "model", "json", str(saved))
+    assert (json.loads(text)["differences"], code) == ([], 0)
+    text, code = cli.diff(repo_copy, "kind", "kind", 1, "model", "json", str(saved),
+                          sets=["services.api.replicas=5"])
+    found = {d["path"]: (d["from"], d["to"], d["class"], d["rule"])
+             for d in json.loads(text)["differences"]}
+    assert found == {"apps/v1/Deployment/parity/api:spec.replicas":
+                     (2, 5, "placement", "rendered-replicas")}
+    assert code == 0
+
+
+def test_secret_data_is_masked_at_the_rendered_level(tmp_path: Path) -> None:
+    from parity.diff import identities
+
+    docs = identities({"manifests.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n"
+                                         "  name: s\n  namespace: n\ndata:\n  k: c2VjcmV0\n"})
+    assert docs["v1/Secret/n/s"]["data"] == {"k": "********"}

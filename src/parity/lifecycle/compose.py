@@ -155,7 +155,30 @@ class ComposeLane:
 
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = [r for r in results if getattr(r, "built", False)]
-        return f"{len(built)} built, {len(results) - len(built)} unchanged"
+        pulled = self.pull_missing()
+        return (f"{len(built)} built, {len(results) - len(built)} unchanged"
+                + (f", {pulled} pulled" if pulled else ""))
+
+    def pull_missing(self) -> int:
+        """Pull the public images that are not present, one by one, so a missing
+        registry is reported as what it is (exit 3) with the way around it."""
+        wanted = sorted({s.image for s in self.stack.services.values() if s.build is None})
+        pulled = 0
+        for image in wanted:
+            if docker.run(["docker", "image", "inspect", image], check=False,
+                          timeout=30).returncode == 0:
+                continue
+            self.ui.line(f"pulling {image} …")
+            proc = docker.run(["docker", "pull", "-q", image], check=False, timeout=600)
+            if proc.returncode != 0:
+                reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+                raise PrerequisiteMissing(
+                    f"cannot pull {image} (profile {self.stack.profile}): {reason}",
+                    hint="where no container registry is reachable, use the offline image "
+                         "profile: make up PROFILE=offline (or PARITY_IMAGE_PROFILE=offline "
+                         "inv up)")
+            pulled += 1
+        return pulled
 
     def start(self) -> str:
         proc = self._compose_up()
