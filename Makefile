@@ -52,7 +52,7 @@ images: venv  ## build the images of PROFILE (default: default; offline builds w
 	$(INV) images --phase 3 $(if $(PROFILE),--profile $(PROFILE))
 
 # --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline
-up: venv  ## create/update the environment and wait until ready (make up PHASE=2)
+up: venv engine  ## create/update the environment and wait until ready (make up PHASE=2)
 	$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 status: venv  ## one row per service with state, health, reason, endpoint
