@@ -284,14 +284,34 @@ def redis_server():
     proc.cleanup()
 
 
+def start_nats(port: int | None = None) -> tuple:
+    """A nats-server with JetStream (file store in a temp dir): (proc, url, store dir)."""
+    exe = _which("nats-server", "nats-server", ["/usr/sbin/nats-server"])
+    port = port or free_port()
+    store = tempfile.mkdtemp(prefix="parity-nats-")
+    proc = Proc([exe, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store], name="nats")
+    wait_port(port, proc=proc)
+    return proc, f"nats://127.0.0.1:{port}", store
+
+
+def stop_nats(proc, store) -> None:
+    proc.cleanup()
+    shutil.rmtree(store, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def nats():
-    exe = _which("nats-server", "nats-server")
-    port = free_port()
-    proc = Proc([exe, "-a", "127.0.0.1", "-p", str(port)], name="nats")
-    wait_port(port, proc=proc)
-    yield f"nats://127.0.0.1:{port}"
-    proc.cleanup()
+    proc, url, store = start_nats()
+    yield url
+    stop_nats(proc, store)
+
+
+@pytest.fixture
+def fresh_nats():
+    """A NATS server of the test's own: JetStream starts without streams."""
+    proc, url, store = start_nats()
+    yield url
+    stop_nats(proc, store)
 
 
 FAKE_TEMPORAL = r"""
@@ -624,6 +644,63 @@ def test_nats_client_ping_pubsub_roundtrip(nats):
     assert deps.check_nats(nats).startswith("INFO/CONNECT/PING/PONG")
 
 
+def test_nats_request_reply(nats):
+    with deps.NatsClient(nats, name="t-req") as req:
+        with deps.NatsClient(nats, name="t-echo") as echo:
+            echo.subscribe("parity.echo")
+            echo.flush()
+
+            def serve_one():
+                msg = echo.next_msg(timeout=5)
+                echo.publish(msg["reply"], b"echo:" + msg["data"])
+                echo.flush()
+
+            t = threading.Thread(target=serve_one)
+            t.start()
+            other = req.subscribe("parity.other")
+            req.publish("parity.other", b"queued")  # arrives while the request waits
+            reply = req.request("parity.echo", b"hi", timeout=5)
+            t.join(5)
+        assert reply["data"] == b"echo:hi" and reply["subject"].startswith("_INBOX.")
+        assert req.next_msg(timeout=1)["sid"] == other  # not lost by request()
+        # the real JetStream API answers too; nobody answers parity.nobody: a clear timeout
+        assert "streams" in json.loads(req.request("$JS.API.INFO", timeout=2)["data"])
+        t0 = time.monotonic()
+        with pytest.raises(deps.NatsTimeout, match="no reply to parity.nobody within 0.3s"):
+            req.request("parity.nobody", b"", timeout=0.3)
+        assert time.monotonic() - t0 < 2
+        req.flush()
+        assert req.next_msg(timeout=0.1) is None and req._sids == {other}  # inboxes unsubscribed
+
+
+def test_ensure_outbox_stream_is_idempotent_and_stores_outbox_messages(fresh_nats):
+    with deps.NatsClient(fresh_nats, name="t-js") as nc:
+        assert deps.stream_info(nc, "OUTBOX") is None
+        with pytest.raises(deps.JetStreamError) as err:
+            deps.js_api(nc, "STREAM.INFO.OUTBOX")
+        assert err.value.not_found and err.value.err_code == 10059
+        assert deps.ensure_stream(nc, deps.OUTBOX_STREAM) == "created"
+        assert deps.ensure_stream(nc, deps.OUTBOX_STREAM) == "exists"  # no-op
+        info = deps.stream_info(nc, "OUTBOX")
+        cfg = info["config"]
+        assert cfg["subjects"] == ["outbox.>"] and cfg["storage"] == "file"
+        assert cfg["retention"] == "limits" and cfg["max_age"] == 604800000000000
+        created = info["created"]
+        # someone changed the subjects: ensure puts them back, keeping the stream
+        deps.js_api(nc, "STREAM.UPDATE.OUTBOX", dict(cfg, subjects=["outbox.legacy.>"]))
+        assert deps.ensure_stream(nc, deps.OUTBOX_STREAM).startswith("updated subjects")
+        assert deps.ensure_stream(nc, deps.OUTBOX_STREAM) == "exists"
+        info = deps.stream_info(nc, "OUTBOX")
+        assert info["config"]["subjects"] == ["outbox.>"] and info["created"] == created
+        # a message on outbox.<topic> is stored
+        before = info["state"]["messages"]
+        nc.publish("outbox.gpu.provisioned", b'{"id": 1}')
+        nc.publish("elsewhere.gpu", b"not stored")
+        nc.flush()
+        assert deps.stream_info(nc, "OUTBOX")["state"]["messages"] == before + 1
+    assert deps.check_stream(fresh_nats, deps.OUTBOX_STREAM).startswith("stream OUTBOX (outbox.>; 1 message(s))")
+
+
 def test_nats_check_fails_on_closed_port_and_on_non_nats(redis_server):
     with pytest.raises(OSError):
         deps.check_nats(f"nats://127.0.0.1:{free_port()}")
@@ -840,6 +917,49 @@ def test_notification_worker_relays_an_outbox_row(api, issuer, postgres, nats):
     status, row, _ = http_get(api["url"] + f"/events/{created['id']}", auth)
     assert status == 200 and row["published"] is True and row["published_at"]
     assert postgres["sql"]("SELECT count(*) FROM outbox WHERE published_at IS NULL", db="platform") == "0"
+
+
+def test_notification_worker_seeds_outbox_stream_when_nats_comes_up(postgres):
+    """NATS starts after the worker: readyz names jetstream until the worker has created
+    the stream; relayed rows land in it; a second run finds the stream and changes nothing."""
+    nats_port, health = free_port(), free_port()
+    url = f"nats://127.0.0.1:{nats_port}"
+    env = worker_env(postgres, url, "notification", OUTBOX_POLL_SECONDS="0.2")
+    proc = run_app("worker", ["--role", "notification", "--health-host", "127.0.0.1",
+                              "--health-port", str(health)], env, name="notification-js")
+    nats_proc = store = None
+    try:
+        wait_http(f"http://127.0.0.1:{health}/healthz", proc=proc)
+        status, body, _ = http_get(f"http://127.0.0.1:{health}/readyz")
+        assert status == 503 and not body["checks"]["jetstream"]["ok"], body
+        nats_proc, _, store = start_nats(nats_port)
+        _, body, _ = wait_http(f"http://127.0.0.1:{health}/readyz", 200, proc=proc, timeout=20)
+        assert set(body["checks"]) == {"nats", "postgres", "jetstream"}, body
+        assert body["checks"]["jetstream"]["detail"].startswith("stream OUTBOX (outbox.>;"), body
+        out = proc.output()
+        assert "retrying in" in out and "notification: JetStream stream OUTBOX created" in out, out
+        with deps.NatsClient(url, name="t-js-worker") as nc:
+            info = deps.stream_info(nc, "OUTBOX")
+            assert info["config"]["subjects"] == ["outbox.>"]
+            before = info["state"]["messages"]
+            postgres["sql"]("INSERT INTO outbox (topic, payload) VALUES ('js.test', '{\"n\": 1}')", db="platform")
+            end, after = time.monotonic() + 10, before
+            while after <= before and time.monotonic() < end:
+                time.sleep(0.1)
+                after = deps.stream_info(nc, "OUTBOX")["state"]["messages"]
+            assert after > before, proc.output()
+        assert proc.stop() == 0
+        again = run_app("worker", ["--role", "notification", "--once", "--deadline", "10"], env,
+                        name="notification-js-2")
+        try:
+            assert again.wait(20) == 0, again.output()
+            assert "notification: JetStream stream OUTBOX exists" in again.output()
+        finally:
+            again.cleanup()
+    finally:
+        proc.cleanup()
+        if nats_proc is not None:
+            stop_nats(nats_proc, store)
 
 
 def test_provisioning_worker_ready_acks_requests_and_stops_on_sigterm(postgres, nats, temporal):

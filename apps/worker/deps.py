@@ -14,7 +14,9 @@ What is here:
     service's contract, and their sha256 hashes (values never leave the process)
   * `redact`: scrubs secret values out of any text before it is logged or served
   * dependency checks for /readyz: Postgres, Redis, NATS, Temporal (gRPC health)
-  * `NatsClient`: a minimal NATS client speaking the raw text protocol
+  * `NatsClient`: a minimal NATS client speaking the raw text protocol, with
+    request/reply, and `ensure_stream` / `check_stream` over the JetStream API
+    (the outbox stream `OUTBOX_STREAM` the notification worker seeds)
   * `JsonHandler` / `serve`: a ThreadingHTTPServer with one log line per request
 """
 
@@ -206,6 +208,10 @@ class NatsError(Exception):
     pass
 
 
+class NatsTimeout(NatsError):
+    """No reply to a request in time."""
+
+
 def parse_nats_url(url: str) -> tuple:
     u = urllib.parse.urlsplit(url if "://" in url else "nats://" + url)
     if u.scheme not in ("nats", "tcp"):
@@ -218,7 +224,9 @@ class NatsClient:
 
     Not thread-safe: use one client per thread. Server PINGs are answered
     while reading. ``flush()`` round-trips a PING, so everything published
-    before it has been processed by the server when it returns.
+    before it has been processed by the server when it returns. ``request()``
+    publishes with a private reply subject and waits for the one answer.
+    MSGs for a subscription already unsubscribed (a late reply) are dropped.
     """
 
     def __init__(self, url: str, name: str = "parity", timeout: float = CHECK_TIMEOUT):
@@ -230,6 +238,7 @@ class NatsClient:
         self._buf = bytearray()
         self._pending: list = []  # MSGs read while waiting for a PONG
         self._sid = 0
+        self._sids: set = set()  # live subscriptions
 
     # -- connection ---------------------------------------------------------
     def connect(self) -> "NatsClient":
@@ -274,10 +283,38 @@ class NatsClient:
         self._sid += 1
         sid = str(self._sid)
         self._send(f"SUB {subject} {queue + ' ' if queue else ''}{sid}\r\n".encode())
+        self._sids.add(sid)
         return sid
 
     def unsubscribe(self, sid: str) -> None:
+        self._sids.discard(sid)
+        self._pending = [m for m in self._pending if m["sid"] != sid]
         self._send(f"UNSUB {sid}\r\n".encode())
+
+    def request(self, subject: str, payload: bytes = b"", timeout: float | None = None) -> dict:
+        """Publish ``payload`` to ``subject`` with a unique ``_INBOX.<random>`` reply
+        subject and return the first answer {subject, sid, reply, data}. NatsError
+        when none arrives within ``timeout`` (this client does not negotiate headers,
+        so "no responders" shows as a timeout: NatsTimeout). MSGs of other subscriptions read
+        meanwhile stay queued for ``next_msg``."""
+        timeout = self.timeout if timeout is None else timeout
+        inbox = "_INBOX." + os.urandom(12).hex()
+        sid = self.subscribe(inbox)
+        try:
+            self.publish(subject, payload, reply=inbox)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    op = self._read_op(deadline)
+                except socket.timeout:
+                    raise NatsTimeout(f"no reply to {subject} within {timeout:g}s") from None
+                if op[0] == "MSG":
+                    if op[1]["sid"] == sid:
+                        return op[1]
+                    self._pending.append(op[1])
+        finally:
+            if self.sock is not None:
+                self.unsubscribe(sid)
 
     def flush(self, timeout: float | None = None) -> None:
         """PING and wait for PONG (collecting MSGs that arrive first)."""
@@ -354,6 +391,8 @@ class NatsClient:
                     self._fill(deadline)
                 data = bytes(self._buf[i + 2:i + 2 + size])
                 del self._buf[:end]
+                if parts[2] not in self._sids:
+                    continue  # arrived after UNSUB (e.g. a reply after its request timed out)
                 reply = parts[3] if len(parts) == 5 else None
                 return ("MSG", {"subject": parts[1], "sid": parts[2], "reply": reply, "data": data})
             del self._buf[:i + 2]
@@ -378,6 +417,97 @@ def check_nats(url: str) -> str:
     with NatsClient(url, name="parity-readyz") as nc:
         version = nc.server_info.get("version", "?")
     return f"INFO/CONNECT/PING/PONG (server {version})"
+
+
+# --------------------------------------------------------------------------
+# JetStream: the $JS.API request/reply subjects
+# (https://docs.nats.io/reference/reference-protocols/nats_api_reference)
+# --------------------------------------------------------------------------
+
+# The stream holding what the notification worker relays from the outbox table
+# (subjects outbox.<topic>): seeded by that worker at startup, idempotently.
+OUTBOX_STREAM = {"name": "OUTBOX", "subjects": ["outbox.>"], "storage": "file",
+                 "retention": "limits", "max_age": 7 * 24 * 3600 * 10**9}  # 7 days, in ns
+JS_STREAM_NOT_FOUND = 10059  # err_code; HTTP-like code 404
+
+
+class JetStreamError(NatsError):
+    def __init__(self, api: str, error: dict):
+        self.code = error.get("code")
+        self.err_code = error.get("err_code")
+        super().__init__(f"{api}: {error.get('description') or 'error'} "
+                         f"(code {self.code}, err_code {self.err_code})")
+
+    @property
+    def not_found(self) -> bool:
+        return self.err_code == JS_STREAM_NOT_FOUND or (self.err_code is None and self.code == 404)
+
+
+def js_api(nc: NatsClient, api: str, body=None, timeout: float | None = None) -> dict:
+    """One $JS.API.<api> request; the response JSON, JetStreamError when it has an error."""
+    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    subject = "$JS.API." + api
+    try:
+        msg = nc.request(subject, payload, timeout)
+    except NatsTimeout as exc:
+        raise NatsTimeout(f"{exc} (is JetStream enabled? nats-server --jetstream)") from None
+    try:
+        resp = json.loads(msg["data"])
+    except ValueError:
+        raise NatsError(f"{subject}: unreadable response {msg['data'][:80]!r}") from None
+    if not isinstance(resp, dict):
+        raise NatsError(f"{subject}: unexpected response {msg['data'][:80]!r}")
+    if resp.get("error"):
+        raise JetStreamError(subject, resp["error"])
+    return resp
+
+
+def stream_info(nc: NatsClient, name: str, timeout: float | None = None) -> dict | None:
+    """STREAM.INFO's response ({config, state, ...}), or None when the stream does not exist."""
+    try:
+        return js_api(nc, f"STREAM.INFO.{name}", timeout=timeout)
+    except JetStreamError as exc:
+        if exc.not_found:
+            return None
+        raise
+
+
+def ensure_stream(nc: NatsClient, config: dict, timeout: float | None = None) -> str:
+    """Idempotent: create the stream ``config["name"]`` when missing; when it exists
+    with other subjects, update its subjects (the rest of its config is kept).
+    Returns what was done: "created", "updated subjects ..." or "exists"."""
+    name = config["name"]
+    info = stream_info(nc, name, timeout)
+    if info is None:
+        try:
+            js_api(nc, f"STREAM.CREATE.{name}", config, timeout)
+            return "created"
+        except JetStreamError:
+            # lost a race with another creator? Then it exists now: fall through.
+            info = stream_info(nc, name, timeout)
+            if info is None:
+                raise
+    current = dict(info.get("config") or {})
+    if current.get("subjects") == config["subjects"]:
+        return "exists"
+    old = current.get("subjects")
+    current["subjects"] = config["subjects"]
+    js_api(nc, f"STREAM.UPDATE.{name}", current, timeout)
+    return f"updated subjects {old} -> {config['subjects']}"
+
+
+def check_stream(url: str, config: dict, timeout: float = CHECK_TIMEOUT) -> str:
+    """Readiness: the stream exists with the subjects of ``config``."""
+    deadline = time.monotonic() + timeout
+    with NatsClient(url, name="parity-readyz", timeout=timeout) as nc:
+        info = stream_info(nc, config["name"], max(0.1, deadline - time.monotonic()))
+    if info is None:
+        raise RuntimeError(f"stream {config['name']} not found")
+    subjects = (info.get("config") or {}).get("subjects")
+    if subjects != config["subjects"]:
+        raise RuntimeError(f"stream {config['name']} has subjects {subjects}, want {config['subjects']}")
+    messages = (info.get("state") or {}).get("messages", 0)
+    return f"stream {config['name']} ({', '.join(subjects)}; {messages} message(s))"
 
 
 # --------------------------------------------------------------------------

@@ -7,7 +7,12 @@ Roles (the stack model passes --role; WORKER_ROLE, when set, must agree):
                        `provisioning`), logs each request, acks it when it has a reply
                        subject. Readiness covers NATS, Postgres and Temporal.
   app-runtime          the same for `apps.events` (queue group `app-runtime`).
-  notification         the outbox relay: every OUTBOX_POLL_SECONDS it publishes the
+  notification         the outbox relay. On (re)connecting to NATS it first ensures the
+                       JetStream stream OUTBOX (subjects outbox.>, file storage, 7 days)
+                       exists, idempotently: STREAM.INFO, then STREAM.CREATE when it is
+                       missing or STREAM.UPDATE when its subjects differ; failures are
+                       logged and retried with backoff, like the connections. Then,
+                       every OUTBOX_POLL_SECONDS it publishes the
                        unpublished rows of the `outbox` table to NATS subject
                        `outbox.<topic>` (an envelope {id, topic, created_at, payload}),
                        flushes (PING/PONG) and only then marks them published:
@@ -24,7 +29,8 @@ Roles (the stack model passes --role; WORKER_ROLE, when set, must agree):
 Long-running roles serve on --health-port (default 8081):
   GET /healthz   200 while the role loop runs
   GET /readyz    200 when NATS (always), Postgres (when DATABASE_HOST is set) and
-                 Temporal (when TEMPORAL_ADDRESS is set) answer; 503 otherwise
+                 Temporal (when TEMPORAL_ADDRESS is set) answer, and for notification
+                 when the JetStream stream OUTBOX exists (check `jetstream`); 503 otherwise
   GET /contract  {"env": {KEY: "sha256:<hex>"}} (same rules as the API, deps.py)
 
 The Temporal dependency is checked (gRPC health, namespace) but no Temporal
@@ -93,6 +99,10 @@ class Health(deps.JsonHandler):
         checks.pop("redis", None)
         if "nats" not in checks:  # NATS is always a dependency of a long-running role
             checks["nats"] = _nats_url_missing
+        if self.role == "notification":
+            url = os.environ.get("NATS_URL")
+            checks["jetstream"] = ((lambda: deps.check_stream(url, deps.OUTBOX_STREAM))
+                                   if url else _nats_url_missing)
         ok, results = deps.run_checks(checks)
         self.send_json(200 if ok else 503, {"status": "ok" if ok else "unavailable",
                                             "role": self.role, "checks": results})
@@ -175,6 +185,18 @@ def relay_batch(conn, nc: deps.NatsClient, batch: int = 100) -> int:
     return len(rows)
 
 
+def ensure_outbox_stream(nc: deps.NatsClient) -> str:
+    """The JetStream stream OUTBOX, created or updated when needed (idempotent)."""
+    name = deps.OUTBOX_STREAM["name"]
+    try:
+        done = deps.ensure_stream(nc, deps.OUTBOX_STREAM, timeout=5)
+    except deps.NatsError as exc:
+        raise deps.NatsError(f"JetStream stream {name} not ensured: {exc}") from None
+    log.info("notification: JetStream stream %s %s (subjects %s)", name, done,
+             ", ".join(deps.OUTBOX_STREAM["subjects"]))
+    return done
+
+
 def run_notification(once: bool, deadline_s: float) -> int:
     need("NATS_URL", "DATABASE_HOST", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
     try:
@@ -187,9 +209,10 @@ def run_notification(once: bool, deadline_s: float) -> int:
     while not deps.STOP.is_set():
         conn = None
         try:
-            conn = deps.pg_connect(timeout=5)
-            deps.apply_schema(conn)
             with deps.NatsClient(os.environ["NATS_URL"], name="parity-notification", timeout=5) as nc:
+                ensure_outbox_stream(nc)
+                conn = deps.pg_connect(timeout=5)
+                deps.apply_schema(conn)
                 log.info("notification: relaying outbox -> NATS every %gs", poll)
                 backoff = 0.5
                 while not deps.STOP.is_set():
