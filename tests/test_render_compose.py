@@ -400,7 +400,7 @@ def test_edge_mounts_its_config_and_certificate() -> None:
     api = compose_doc(stack_of(1))["services"]["api"]
     assert {"type": "bind", "source": "../../../ca/ca.crt", "target": "/etc/parity/ca.crt",
             "read_only": True} in api["volumes"]
-    assert api["build"] == {"context": "../../../../apps/api"}
+    assert api["build"] == {"context": "../../../../apps", "dockerfile": "api/Dockerfile"}
 
 
 def test_nginx_conf_has_a_server_per_route_host() -> None:

@@ -42,6 +42,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# from the source tree, deps.py is in apps/common (in the image, beside main.py)
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 
 import deps  # noqa: E402
 

@@ -52,6 +52,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+# from the source tree, deps.py is in apps/common (in the image, beside main.py)
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 
 import deps  # noqa: E402
 
