@@ -42,6 +42,13 @@ def _out(text):
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _finish(text, code):
+    """Print a result and end with its exit code (1: a check or rule failed)."""
+    _out(text)
+    if code:
+        raise Exit(code=code)
+
+
 @task(iterable=["set"], auto_shortflags=False, help={"mode": MODE_HELP, "phase": PHASE_HELP, "profile": PROFILE_HELP,
                               "set": SET_HELP, "format": "yaml (default) or json"})
 @engine
@@ -109,10 +116,7 @@ def diff(c, from_="compose", to="kind", phase=1, level="model", format="text", a
     """Classify every difference between two modes/phases; exit 1 on contract drift."""
     from parity import cli
 
-    text, code = cli.diff(ROOT, from_, to, phase, level, format, against, profile, set)
-    _out(text)
-    if code:
-        raise Exit(code=code)
+    _finish(*cli.diff(ROOT, from_, to, phase, level, format, against, profile, set))
 
 
 def _sel(mode, phase, profile=None, set=None):
@@ -146,10 +150,7 @@ def lint(c, mode="compose", phase=1, profile=None, set=None):
     """Cross-reference lint of a render (selectors, ports, refs, routes, readiness)."""
     from parity import cli
 
-    text, code = cli.lint(ROOT, _sel(mode, phase, profile, set))
-    _out(text)
-    if code:
-        raise Exit(code=code)
+    _finish(*cli.lint(ROOT, _sel(mode, phase, profile, set)))
 
 
 @task(iterable=["set"], auto_shortflags=False,
@@ -169,10 +170,7 @@ def status(c, mode="compose", phase=1, profile=None, set=None, json=False):
     """One row per service: state, health, reason, endpoint (exit 1 if not all ready)."""
     from parity import cli
 
-    text, code = cli.status(ROOT, _sel(mode, phase, profile, set), json)
-    _out(text)
-    if code:
-        raise Exit(code=code)
+    _finish(*cli.status(ROOT, _sel(mode, phase, profile, set), json))
 
 
 @task(iterable=["set"], auto_shortflags=False,
@@ -182,10 +180,7 @@ def validate(c, mode="compose", phase=1, profile=None, set=None, json=False):
     """Run the live checks (readiness, smoke through the edge, contract)."""
     from parity import cli
 
-    text, code = cli.validate(ROOT, _sel(mode, phase, profile, set), json)
-    _out(text)
-    if code:
-        raise Exit(code=code)
+    _finish(*cli.validate(ROOT, _sel(mode, phase, profile, set), json))
 
 
 @task(iterable=["set"], auto_shortflags=False, help=LANE_HELP)
@@ -226,10 +221,7 @@ def validate_offline(c, live=False):
     """Offline parity lane: render, validate, lint and diff all six combinations."""
     from parity import cli
 
-    text, code = cli.validate_offline(ROOT, live)
-    _out(text)
-    if code:
-        raise Exit(code=code)
+    _finish(*cli.validate_offline(ROOT, live))
 
 
 ns = Collection(config, explain, render, lint, diff, up, status, validate, down, reset,

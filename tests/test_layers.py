@@ -169,3 +169,22 @@ def test_inv_list_names_every_task() -> None:
     assert out.returncode == 0
     for name in ("config", "explain"):
         assert f"  {name} " in out.stdout
+
+
+def test_inv_diff_lint_and_render_tasks() -> None:
+    out = run_inv("diff", "--from", "compose", "--to", "kind", "--phase", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("compose:2 -> kind:2: 20 differences (0 contract, ")
+    drift = run_inv("diff", "--set", "services.api.image=parity/api:9")
+    assert drift.returncode == 0  # --set applies to both sides: no drift between them
+    out = run_inv("lint", "--mode", "kind", "--phase", "3")
+    assert (out.returncode, out.stdout.strip()) == (0, "kind phase 3: lint clean")
+
+
+
+def test_inv_render_writes_atomically_into_out(tmp_path) -> None:
+    out = run_inv("render", "--mode", "kind", "--phase", "1", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kind-config.yaml", "manifests.yaml"]
+    again = run_inv("render", "--mode", "kind", "--phase", "1", "--out", str(tmp_path))
+    assert again.stdout.rstrip().endswith("unchanged)")
