@@ -7,3 +7,12 @@ def check_every_service_ready(t) -> str:
            for r in rows if not r.ready]
     assert not bad, "not ready: " + "; ".join(bad)
     return f"{len(rows)} services ready"
+
+
+def check_database_seeded(t) -> str:
+    """The API's schema and seed data exist (after up, and again after reset)."""
+    r = t.http.get(t.url("api", "/seed"), timeout=10)
+    assert r.status_code == 200, f"GET {r.url} -> {r.status_code}: {r.text[:200]}"
+    rows = r.json().get("seed_rows")
+    assert rows == 1, f"expected 1 seed row, found {rows}"
+    return "schema applied, 1 seed row"

@@ -39,7 +39,8 @@ def test_runner_fails_closed_and_masks_secrets(tmp_path) -> None:
 
 def test_the_shipped_checks_are_discovered() -> None:
     names = [n for n, _ in checks.discover(ROOT)]
-    for want in ("readiness.every_service_ready", "smoke.oidc_issuer_is_browser_facing",
+    for want in ("readiness.every_service_ready", "readiness.database_seeded",
+                 "smoke.oidc_issuer_is_browser_facing",
                  "smoke.dev_token_accepted_by_api", "contract.api_received_the_rendered_contract"):
         assert want in names
 
