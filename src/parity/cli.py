@@ -206,7 +206,7 @@ def up(root: Path, sel: Selection, timeout: float = 600) -> str:
 
 
 def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
-    from .lifecycle.compose import status_json
+    from .lifecycle import status_json
 
     driver = lane(root, sel, quiet=True)
     from . import docker

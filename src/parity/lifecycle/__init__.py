@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -74,3 +75,24 @@ def run_steps(steps: list[Step], ui: UI) -> dict[str, str | None]:
                 + f" ({took:.1f}s)")
         results[step.name] = detail
     return results
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    phase: int
+    workload: str
+    state: str            # running, exited, created, missing, restarting, ...
+    health: str           # healthy, starting, unhealthy, completed, failed, none
+    ready: bool
+    reason: str = ""
+    endpoint: str = ""
+    logs: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def status_json(rows: list[ServiceStatus]) -> str:
+    return json.dumps({"services": [r.as_json() for r in rows],
+                       "ready": all(r.ready for r in rows)}, indent=2)

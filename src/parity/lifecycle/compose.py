@@ -8,37 +8,19 @@ that parity did not create.
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import docker
 from ..errors import CheckFailed, InputError, PrerequisiteMissing
 from ..render import LABEL_MANAGED, LABEL_STACK, default_out
-from . import UI, Step, run_steps
+from . import UI, ServiceStatus, Step, run_steps
 
 MIN_FREE_BYTES = 2 * 1024**3
-
-
-@dataclass
-class ServiceStatus:
-    service: str
-    phase: int
-    workload: str
-    state: str            # running, exited, created, missing, restarting, ...
-    health: str           # healthy, starting, unhealthy, completed, failed, none
-    ready: bool
-    reason: str = ""
-    endpoint: str = ""
-    logs: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict:
-        return asdict(self)
 
 
 class ComposeLane:
@@ -376,8 +358,3 @@ def _count_actions(output: str) -> dict[str, int]:
                 started.add(parts[1])
     return {"changed": len(changed), "started": len(started - changed),
             "unchanged": len(seen - changed - started)}
-
-
-def status_json(rows: list[ServiceStatus]) -> str:
-    return json.dumps({"services": [r.as_json() for r in rows],
-                       "ready": all(r.ready for r in rows)}, indent=2)
