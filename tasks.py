@@ -153,14 +153,18 @@ def lint(c, mode="compose", phase=1, profile=None, set=None):
     _finish(*cli.lint(ROOT, _sel(mode, phase, profile, set)))
 
 
+RECREATE_HELP = "kind: recreate the cluster when its kind-config changed (data is lost)"
+
+
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)"})
+      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)",
+            "recreate": RECREATE_HELP})
 @engine
-def up(c, mode="compose", phase=1, profile=None, set=None, timeout=600):
+def up(c, mode="compose", phase=1, profile=None, set=None, timeout=600, recreate=False):
     """Create or update the environment and wait until every service is ready."""
     from parity import cli
 
-    _out(cli.up(ROOT, _sel(mode, phase, profile, set), float(timeout)))
+    _out(cli.up(ROOT, _sel(mode, phase, profile, set), float(timeout), recreate))
 
 
 @task(iterable=["set"], auto_shortflags=False,

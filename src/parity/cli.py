@@ -171,31 +171,24 @@ def lint(root: Path, sel: Selection) -> tuple[str, int]:
 
 # --------------------------------------------------------------------------- lifecycle
 
-def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False):
+def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
+         recreate: bool = False):
     """The lifecycle driver of the selected mode."""
     from . import model
     from .lifecycle import UI
 
+    resolved = model.load(root, sel)
     if sel.mode == "kind":
-        from .errors import PrerequisiteMissing
-        import shutil
+        from .lifecycle.kind import KindLane
 
-        if shutil.which("kind") is None:
-            raise PrerequisiteMissing(
-                "kind is not installed; the kind lane needs kind >= 0.24 and kubectl",
-                hint="install kind: go install sigs.k8s.io/kind@v0.24.0 (or see "
-                     "https://kind.sigs.k8s.io/docs/user/quick-start/#installation), then "
-                     "run make kind-parity-up again")
-        raise InputError("the kind lane's lifecycle is not available in this version",
-                         hint="render and validate it offline: inv render --mode kind; "
-                              "nox -s validate")
+        return KindLane(root, resolved, UI(quiet=quiet), timeout=timeout, recreate=recreate)
     from .lifecycle.compose import ComposeLane
 
-    return ComposeLane(root, model.load(root, sel), UI(quiet=quiet), timeout=timeout)
+    return ComposeLane(root, resolved, UI(quiet=quiet), timeout=timeout)
 
 
-def up(root: Path, sel: Selection, timeout: float = 600) -> str:
-    driver = lane(root, sel, timeout)
+def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
+    driver = lane(root, sel, timeout, recreate=recreate)
     report = driver.up()
     lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
              f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]

@@ -1,0 +1,226 @@
+"""The kind lane without a kind cluster: the step plan from observed state, the
+context guard, and the exit codes on a machine without kind.
+
+kind cannot run on these machines (no node image can be fetched), so the guard
+tests that need a `kind` on PATH use a stand-in shell script: it is a fake, and
+only answers the two questions the driver asks before it would reach an API
+(`kind version`, `kind get clusters`) and `kind export kubeconfig`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from parity.errors import InputError
+from parity.kubeaccess import Kube, check_kubeconfig
+from parity.lifecycle.kind import Action, Observed, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: parity-parity\n"
+IMAGES = ["parity/api:0.1.0", "parity/web:0.1.0"]
+
+
+def actions(p: list[Action]) -> list[tuple[str, str]]:
+    return [(a.step, a.action) for a in p]
+
+
+# --------------------------------------------------------------------------- plan
+
+def test_plan_no_cluster_creates_everything() -> None:
+    p = plan(Observed(local_images={i: "sha256:1" for i in IMAGES}), CONFIG, IMAGES, False,
+             "parity-parity")
+    assert actions(p) == [("cluster", "create"), ("edge", "install"), ("images", "load"),
+                          ("images", "load"), ("apply", "apply"), ("prune", "prune")]
+    assert p[0].detail == "no kind cluster named parity-parity"
+
+
+def test_plan_same_config_and_images_already_loaded_changes_nothing_but_apply() -> None:
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True,
+                   node_images={i: "sha256:1" for i in IMAGES},
+                   local_images={i: "sha256:1" for i in IMAGES})
+    p = plan(obs, CONFIG, IMAGES, False, "parity-parity")
+    assert actions(p) == [("cluster", "keep"), ("edge", "keep"), ("images", "skip"),
+                          ("images", "skip"), ("apply", "apply"), ("prune", "prune")]
+    assert p[2].detail == "parity/api:0.1.0: the node has sha256:1"
+
+
+def test_plan_reloads_only_images_whose_build_changed() -> None:
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True,
+                   node_images={"parity/api:0.1.0": "sha256:old", "parity/web:0.1.0": "sha256:1"},
+                   local_images={i: "sha256:1" for i in IMAGES})
+    p = plan(obs, CONFIG, IMAGES, False, "parity-parity")
+    assert [(a.target, a.action, a.detail) for a in p if a.step == "images"] == [
+        ("parity/api:0.1.0", "load", "parity/api:0.1.0: the node has another build"),
+        ("parity/web:0.1.0", "skip", "parity/web:0.1.0: the node has sha256:1")]
+
+
+def test_plan_refuses_a_drifted_config_and_shows_what_changed() -> None:
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True)
+    drifted = CONFIG + "nodes:\n  - role: control-plane\n"
+    with pytest.raises(InputError) as exc:
+        plan(obs, drifted, [], False, "parity-parity")
+    text = exc.value.render()
+    assert text.startswith("the cluster parity-parity was created from another "
+                           "kind-config.yaml; a kind cluster cannot change it in place:")
+    assert "+nodes:\n" in text and "+  - role: control-plane" in text
+    assert text.endswith("next: recreate it (its data is lost): inv up --mode kind --recreate")
+    p = plan(obs, drifted, IMAGES, True, "parity-parity")
+    assert actions(p)[:2] == [("cluster", "recreate"), ("edge", "install")]
+    assert all(a.action == "load" for a in p if a.step == "images")  # a new node has none
+
+
+def test_plan_after_a_partial_previous_run_keeps_the_cluster_and_finishes() -> None:
+    """The cluster was created but the run stopped before the edge was ready and
+    before images were loaded."""
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=False,
+                   local_images={i: "sha256:1" for i in IMAGES})
+    p = plan(obs, CONFIG, IMAGES, False, "parity-parity")
+    assert actions(p) == [("cluster", "keep"), ("edge", "install"), ("images", "load"),
+                          ("images", "load"), ("apply", "apply"), ("prune", "prune")]
+
+
+def test_plan_refuses_to_adopt_a_cluster_it_did_not_create() -> None:
+    with pytest.raises(InputError, match="exists, but parity has no record of creating it"):
+        plan(Observed(cluster_exists=True), CONFIG, [], False, "parity-parity")
+
+
+# --------------------------------------------------------------------------- guard
+
+def kubeconfig(path: Path, context: str, server: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""apiVersion: v1
+kind: Config
+current-context: {context}
+contexts:
+  - name: {context}
+    context: {{cluster: c, user: u}}
+clusters:
+  - name: c
+    cluster: {{server: "{server}", insecure-skip-tls-verify: true}}
+users:
+  - name: u
+    user: {{token: t}}
+""")
+    return path
+
+
+@pytest.fixture
+def foreign_api():
+    """A real listener on 127.0.0.1 standing in for someone else's API server;
+    counts every connection it receives."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    count = {"n": 0}
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            count["n"] += 1
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield f"https://127.0.0.1:{srv.getsockname()[1]}", count
+    stop.set()
+    t.join()
+    srv.close()
+
+
+def test_guard_refuses_foreign_context_and_server(tmp_path, foreign_api) -> None:
+    server, count = foreign_api
+    foreign = kubeconfig(tmp_path / "a", "prod-admin", server)
+    with pytest.raises(InputError) as exc:
+        Kube(foreign, "parity-parity")
+    assert exc.value.render().startswith(f"{foreign}: refusing to use context 'prod-admin': "
+                                         "parity only talks to its own kind cluster, context "
+                                         "'kind-parity-parity'")
+    remote = kubeconfig(tmp_path / "b", "kind-parity-parity", "https://10.1.2.3:6443")
+    with pytest.raises(InputError, match="refusing to reach https://10.1.2.3:6443"):
+        check_kubeconfig(remote, "parity-parity")
+    assert count["n"] == 0
+
+
+def _inv(args, env, root):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=root, text=True,
+                          capture_output=True, env=env, timeout=300)
+
+
+@pytest.fixture
+def clone(tmp_path) -> Path:
+    """A copy of the repository to run inv in, so nothing lands in the real .parity/."""
+    import shutil
+
+    dst = tmp_path / "clone"
+    dst.mkdir()
+    for name in ("base", "overlays", "checks", "src", "apps"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns(
+            "local", "__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / "tasks.py", dst / "tasks.py")
+    return dst
+
+
+def _foreign_env(tmp_path: Path, server: str, path_prefix: str | None = None) -> dict:
+    home = tmp_path / "home"
+    cfg = kubeconfig(home / ".kube" / "config", "prod-admin", server)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARITY_")}
+    env.update(HOME=str(home), KUBECONFIG=str(cfg))
+    if path_prefix:
+        env["PATH"] = f"{path_prefix}:{env['PATH']}"
+    return env
+
+
+def test_without_kind_every_command_stays_away_from_any_api(tmp_path, foreign_api,
+                                                            clone) -> None:
+    """On this machine there is no kind: up exits 3 with the install instruction;
+    status, down and reset make no connection to the foreign (current) context."""
+    server, count = foreign_api
+    env = _foreign_env(tmp_path, server)
+    if subprocess.run(["which", "kind"], capture_output=True).returncode == 0:
+        pytest.fail("this test expects a machine without kind")
+    up = _inv(["up", "--mode", "kind"], env, clone)
+    assert up.returncode == 3
+    assert "error: kind is not installed; the kind lane needs kind 0.24.0 or newer" in up.stderr
+    assert "next: install kind >= 0.24: go install sigs.k8s.io/kind@v0.24.0" in up.stderr
+    status = _inv(["status", "--mode", "kind", "--json"], env, clone)
+    assert status.returncode == 1 and '"reason": "no cluster parity-parity"' in status.stdout
+    down = _inv(["down", "--mode", "kind"], env, clone)
+    assert (down.returncode, down.stdout.strip()) == (0, "removed nothing (no cluster)")
+    reset = _inv(["reset", "--mode", "kind"], env, clone)
+    assert reset.returncode == 3
+    assert count["n"] == 0
+
+
+def test_with_a_foreign_kubeconfig_in_parity_place_nothing_connects(tmp_path, foreign_api,
+                                                                    clone):
+    """A stand-in `kind` (fake: see the module docstring) says the parity cluster
+    exists; parity's own kubeconfig was replaced by one whose context is foreign.
+    Every command must refuse before any connection."""
+    server, count = foreign_api
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "kind"
+    fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
+                    "  'version '*) echo 'kind v0.24.0 go1.22 linux/amd64';;\n"
+                    "  'get clusters') echo parity-parity;;\n"
+                    "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = _foreign_env(tmp_path, server, str(bindir))
+    kubeconfig(clone / ".parity" / "kind" / "kubeconfig", "prod-admin", server)
+    for args in (["status", "--mode", "kind"], ["down", "--mode", "kind"]):
+        proc = _inv(args, env, clone)
+        assert proc.returncode == 2, proc.stderr
+        assert "refusing to use context 'prod-admin'" in proc.stderr
+    assert count["n"] == 0
