@@ -5,6 +5,7 @@
     nox -s validate    the offline parity lane: render, validate, lint, diff (all six)
     nox -s validate -- --live   ... plus the live checks against a running environment
     nox -s e2e_compose the compose lane end to end on the Docker engine (offline images)
+    nox -s e2e_kind    the kind lane end to end (skipped, and says so, where kind is absent)
 """
 
 from __future__ import annotations
@@ -52,4 +53,17 @@ def e2e_compose(session: nox.Session) -> None:
     """Compose lane end to end on a real engine: up/validate phases 1-3, reset, down."""
     _install(session)
     session.run("pytest", "-m", "e2e", "-s", "tests/e2e",
+                *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e_kind(session: nox.Session) -> None:
+    """kind lane end to end on a real cluster; says so and skips where kind cannot run."""
+    import shutil
+
+    if shutil.which("kind") is None:
+        session.skip("e2e_kind did not run: kind is not installed on this machine "
+                     "(go install sigs.k8s.io/kind@v0.24.0); it reports no pass")
+    _install(session)
+    session.run("pytest", "-m", "e2e_kind", "-s", "tests/e2e/test_kind_lane.py",
                 *session.posargs)
