@@ -1,0 +1,486 @@
+"""Readiness verdicts for the kind lane: Kubernetes object status in, a verdict out.
+
+This module owns one question: given what the API server says about a workload
+(a ``apps/v1`` Deployment or StatefulSet, or a ``batch/v1`` Job) and about its pods
+and PersistentVolumeClaims, is the service ready, and if not, why? The answer is a
+:class:`Verdict` (``ready``, ``state``, ``health``, a one-line human ``reason``),
+and :func:`service_status` turns it into the :class:`~parity.lifecycle.ServiceStatus`
+row both lanes print. Everything here is a pure function of plain dicts (the JSON
+the API returns, camelCase keys): no I/O, no Kubernetes client. Listing the objects,
+waiting and timing out belong to the kind driver.
+
+**Controller verdict.** Deployments and StatefulSets follow ``kubectl rollout
+status`` (``k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go``) check for
+check, in its order:
+
+- Deployment: ``metadata.generation > status.observedGeneration`` -> not observed
+  yet (``pending``); condition ``Progressing`` with reason
+  ``ProgressDeadlineExceeded`` -> ``failed``; ``status.updatedReplicas <
+  spec.replicas`` -> ``rolling out``; ``status.replicas > updatedReplicas`` -> old
+  replicas pending termination (``rolling out``); ``availableReplicas <
+  updatedReplicas`` -> ``progressing``; otherwise ``available`` (``replicas: 0``
+  included).
+- StatefulSet: ``observedGeneration`` 0 or behind -> ``pending``; ``readyReplicas <
+  spec.replicas`` -> ``progressing``; with ``RollingUpdate`` and a ``partition``,
+  ``updatedReplicas < spec.replicas - partition`` -> ``rolling out``; with
+  ``RollingUpdate`` and no ``rollingUpdate`` block, ``currentRevision !=
+  updateRevision`` -> ``rolling out``; otherwise ``available``. The API server
+  defaults ``rollingUpdate.partition`` to 0, so on real objects the partition check
+  is the one that applies (as in kubectl); an object without ``updateStrategy`` is
+  read with that default. ``OnDelete`` has no rollout: ready pods are enough (kubectl
+  refuses to judge it).
+- Job: condition ``Complete`` -> ``complete``; ``Failed`` (or the interim
+  ``FailureTarget`` the controller sets first) -> ``failed`` with the condition's
+  reason and message; otherwise ``running`` with the active/failed counts.
+
+**Pod and volume diagnosis.** When the controller verdict is not ready, the pods and
+PVCs passed in are searched for the most telling problem, which replaces the
+generic reason ("0 of 1 available" says nothing a person can act on). In order:
+container errors (``CreateContainerConfigError`` such as a missing secret key,
+``CreateContainerError``, ``InvalidImageName``, ``ErrImagePull``/``ImagePullBackOff``,
+``OOMKilled``, ``CrashLoopBackOff``, a non-zero exit, an evicted pod; init containers
+first), then a ``Pending`` or ``Lost`` PVC, then an unschedulable pod, then a running
+container that is not ready (its readiness probe fails). Terminating pods are
+ignored. A failed verdict keeps its own state and gets the problem appended.
+
+**Vocabulary.** ``state``: ``available``, ``progressing``, ``rolling out``,
+``pending``, ``running`` (a Job), ``complete``, ``failed``, ``missing``. ``health``,
+as in the compose lane's table: ``healthy``, ``starting``, ``unhealthy``,
+``completed``, ``failed``, ``none`` (nothing to check: missing, scaled to zero), and
+``running`` for a Job still running (the compose lane says the same).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .lifecycle import ServiceStatus
+
+__all__ = ["Verdict", "evaluate", "service_status", "pods_for", "pvcs_for", "workload_kind"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ready: bool
+    state: str
+    health: str
+    reason: str
+
+
+MISSING = Verdict(False, "missing", "none", "not created yet")
+
+#: Waiting reasons that mean the container cannot start as things stand, ranked
+#: (lower is more telling). ``CrashLoopBackOff`` is handled apart (OOMKilled first).
+_WAITING_RANK = {
+    "CreateContainerConfigError": 0,
+    "CreateContainerError": 0,
+    "InvalidImageName": 0,
+    "ErrImageNeverPull": 1,
+    "ErrImagePull": 1,
+    "ImagePullBackOff": 1,
+    "RunContainerError": 3,
+}
+_RANK_OOM = 2
+_RANK_CRASH = 3
+_RANK_PVC = 4
+_RANK_UNSCHEDULABLE = 5
+_RANK_NOT_READY = 6
+
+#: kubelet's back-off message ends with ``container=<name> pod=<pod>_<ns>(<uid>)``:
+#: noise next to a reason that already names the container ("... restarting failed
+#: container" is kept).
+_BACKOFF_TAIL = re.compile(r"(\bcontainer)=\S+\s+pod=\S+\s*$")
+
+
+# --------------------------------------------------------------------------- selection
+
+def pods_for(selector: dict | None, pods: Iterable[dict]) -> list[dict]:
+    """The pods a selector selects, in input order.
+
+    ``selector`` is a ``LabelSelector`` (``matchLabels`` and ``matchExpressions``
+    with ``In``/``NotIn``/``Exists``/``DoesNotExist``, as in ``spec.selector``) or a
+    plain label map. As in Kubernetes, ``None`` selects nothing and ``{}`` everything.
+    """
+    if selector is None:
+        return []
+    if "matchLabels" in selector or "matchExpressions" in selector:
+        match_labels = selector.get("matchLabels") or {}
+        expressions = selector.get("matchExpressions") or []
+    else:
+        match_labels, expressions = selector, []
+    out = []
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if all(labels.get(k) == v for k, v in match_labels.items()) and \
+                all(_expression_matches(e, labels) for e in expressions):
+            out.append(pod)
+    return out
+
+
+def _expression_matches(expr: dict, labels: dict) -> bool:
+    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return key in labels and labels[key] in values
+    if op == "NotIn":
+        return key not in labels or labels[key] not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    raise ValueError(f"unknown label selector operator {op!r}")
+
+
+def pvcs_for(statefulset: dict, pvcs: Iterable[dict]) -> list[dict]:
+    """The PVCs a workload's pods need, in input order.
+
+    For a StatefulSet, the claims its controller makes from ``volumeClaimTemplates``:
+    ``<template>-<statefulset>-<ordinal>`` for the ordinals in use
+    (``spec.ordinals.start`` up to ``spec.replicas`` of them; claims kept from a
+    scale-down are not needed). For any workload, also the claims its pod template
+    names in ``persistentVolumeClaim.claimName`` volumes (a Deployment's storage).
+    """
+    meta = statefulset.get("metadata") or {}
+    spec = statefulset.get("spec") or {}
+    name = meta.get("name", "")
+    wanted: set[str] = set()
+    templates = spec.get("volumeClaimTemplates") or []
+    if templates:
+        start = (spec.get("ordinals") or {}).get("start") or 0
+        replicas = _replicas(spec)
+        for tmpl in templates:
+            tname = (tmpl.get("metadata") or {}).get("name", "")
+            wanted.update(f"{tname}-{name}-{i}" for i in range(start, start + replicas))
+    pod_spec = ((spec.get("template") or {}).get("spec")) or {}
+    for vol in pod_spec.get("volumes") or []:
+        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            wanted.add(claim)
+    return [p for p in pvcs if (p.get("metadata") or {}).get("name") in wanted]
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def workload_kind(obj: dict) -> str:
+    """``Deployment``, ``StatefulSet`` or ``Job``: from ``kind``, or, when the object
+    came from a list (the API server leaves ``kind`` out of list items), from the
+    shape of its spec."""
+    kind = obj.get("kind")
+    if kind in ("Deployment", "StatefulSet", "Job"):
+        return kind
+    if kind:
+        raise ValueError(f"no readiness rule for {obj.get('apiVersion', '?')} {kind}")
+    spec = obj.get("spec") or {}
+    if {"serviceName", "volumeClaimTemplates", "updateStrategy",
+            "podManagementPolicy"} & spec.keys():
+        return "StatefulSet"
+    if {"backoffLimit", "completions", "parallelism", "activeDeadlineSeconds",
+            "completionMode", "manualSelector"} & spec.keys():
+        return "Job"
+    if {"strategy", "progressDeadlineSeconds", "minReadySeconds", "replicas"} & spec.keys():
+        return "Deployment"
+    raise ValueError("cannot tell the kind of an object without 'kind'")
+
+
+def evaluate(obj: dict | None, pods: Iterable[dict] = (), pvcs: Iterable[dict] = ()) -> Verdict:
+    """The verdict for one workload object (``None``: not created yet).
+
+    ``pods`` are the workload's pods (:func:`pods_for` with its ``spec.selector``) and
+    ``pvcs`` its claims (:func:`pvcs_for`); they are only read when the controller's
+    status says "not ready", to say why.
+    """
+    if obj is None:
+        return MISSING
+    kind = workload_kind(obj)
+    pods, pvcs = list(pods), list(pvcs)
+    if kind == "Deployment":
+        return _deployment(obj, pods, pvcs)
+    if kind == "StatefulSet":
+        return _statefulset(obj, pods, pvcs)
+    return _job(obj, pods, pvcs)
+
+
+def service_status(service: str, phase: int, workload: str, verdict: Verdict,
+                   endpoint: str = "") -> ServiceStatus:
+    """The status row for ``service`` (the same row the compose lane prints)."""
+    return ServiceStatus(service=service, phase=phase, workload=workload,
+                         state=verdict.state, health=verdict.health, ready=verdict.ready,
+                         reason=verdict.reason, endpoint=endpoint)
+
+
+def _deployment(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    stale = _not_observed(obj, strict_zero=False)
+    if stale:
+        return stale
+    want = _replicas(spec)
+    progressing = _condition(status, "Progressing")
+    if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+        # The condition's message ("ReplicaSet ... has timed out progressing") is
+        # generic: a pod's problem, when there is one, says more.
+        problem = _diagnose(pods, pvcs)
+        detail = problem.reason if problem else \
+            _one_line(progressing.get("message") or "no progress")
+        return _failed(f"progress deadline exceeded: {detail}", problem)
+    updated = status.get("updatedReplicas") or 0
+    current = status.get("replicas") or 0
+    available = status.get("availableReplicas") or 0
+    if updated < want:
+        return _waiting("rolling out", f"{updated} of {want} updated", pods, pvcs)
+    if current > updated:
+        old = current - updated
+        return _waiting("rolling out",
+                        f"{old} old replica{'s' if old != 1 else ''} pending termination",
+                        pods, pvcs)
+    if available < updated:
+        return _waiting("progressing", f"{available} of {updated} available", pods, pvcs)
+    if want == 0:
+        return Verdict(True, "available", "none", "scaled to 0 replicas")
+    return Verdict(True, "available", "healthy", f"{available} of {want} available")
+
+
+def _statefulset(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if "updateStrategy" in spec:
+        strategy = spec.get("updateStrategy") or {}
+        kind = strategy.get("type", "RollingUpdate")
+        rolling = strategy.get("rollingUpdate")
+    else:  # the API server's default
+        kind, rolling = "RollingUpdate", {"partition": 0}
+    stale = _not_observed(obj, strict_zero=True)
+    if stale:
+        return stale
+    want = _replicas(spec)
+    ready = status.get("readyReplicas") or 0
+    if ready < want:
+        return _waiting("progressing", f"{ready} of {want} ready", pods, pvcs)
+    updated = status.get("updatedReplicas") or 0
+    revision = status.get("updateRevision", "")
+    note = ""
+    if kind == "RollingUpdate":
+        if rolling is not None:
+            partition = rolling.get("partition")
+            if partition is not None:
+                target = want - partition
+                part = f" (partition {partition})" if partition else ""
+                if updated < target:
+                    return _waiting("rolling out", f"{updated} of {target} updated to revision "
+                                    f"{revision}{part}", pods, pvcs)
+                note = part and f", {updated} updated{part}"
+        elif status.get("currentRevision") != revision:
+            return _waiting("rolling out", f"{updated} of {want} pods at revision {revision}",
+                            pods, pvcs)
+    if want == 0:
+        return Verdict(True, "available", "none", "scaled to 0 replicas")
+    return Verdict(True, "available", "healthy", f"{ready} of {want} ready{note}")
+
+
+def _job(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    done = _condition(status, "Complete", "True")
+    if done:
+        took = _duration(status.get("startTime"), status.get("completionTime"))
+        return Verdict(True, "complete", "completed", f"completed in {took}" if took
+                       else "completed")
+    failed = _condition(status, "Failed", "True") or _condition(status, "FailureTarget", "True")
+    if failed:
+        text = ": ".join(t for t in (failed.get("reason"), _one_line(failed.get("message") or ""))
+                         if t) or "failed"
+        problem = _diagnose(pods, pvcs)
+        return _failed(f"{text}; {problem.reason}" if problem else text, problem)
+    if spec.get("suspend"):
+        return Verdict(False, "pending", "none", "suspended")
+    active, failures = status.get("active") or 0, status.get("failed") or 0
+    return _waiting("running", f"running: {active} active, {failures} failed", pods, pvcs,
+                    health="running")
+
+
+# --------------------------------------------------------------------------- helpers
+
+@dataclass(frozen=True)
+class _Problem:
+    rank: int
+    health: str
+    reason: str
+    state: str | None = None   # overrides the controller's state (pending)
+
+
+def _waiting(state: str, generic: str, pods: list[dict], pvcs: list[dict],
+             health: str = "starting") -> Verdict:
+    problem = _diagnose(pods, pvcs)
+    if problem is None:
+        return Verdict(False, state, health, generic)
+    return Verdict(False, problem.state or state, problem.health, problem.reason)
+
+
+def _failed(text: str, problem: _Problem | None) -> Verdict:
+    """A terminal verdict; a problem that is only a wait (pending) still reads failed."""
+    health = problem.health if problem and problem.health in ("failed", "unhealthy") \
+        else "failed"
+    return Verdict(False, "failed", health, text)
+
+
+def _not_observed(obj: dict, strict_zero: bool) -> Verdict | None:
+    generation = (obj.get("metadata") or {}).get("generation") or 0
+    observed = (obj.get("status") or {}).get("observedGeneration") or 0
+    if generation > observed or (strict_zero and observed == 0):
+        if observed == 0:
+            text = "waiting for the controller to observe it"
+        else:
+            text = f"waiting for the controller to observe generation {generation} " \
+                   f"(observed {observed})"
+        return Verdict(False, "pending", "starting", text)
+    return None
+
+
+def _replicas(spec: dict) -> int:
+    value = spec.get("replicas")
+    return 1 if value is None else int(value)   # the API server's default
+
+
+def _condition(status: dict, kind: str, value: str | None = None) -> dict | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind and (value is None or cond.get("status") == value):
+            return cond
+    return None
+
+
+def _diagnose(pods: list[dict], pvcs: list[dict]) -> _Problem | None:
+    """The most telling problem among the pods and claims (lowest rank; the first
+    one found among equals)."""
+    found: list[_Problem] = []
+    for pvc in pvcs:
+        found.extend(_pvc_problems(pvc))
+    for pod in pods:
+        found.extend(_pod_problems(pod))
+    return min(found, key=lambda p: p.rank) if found else None
+
+
+def _pvc_problems(pvc: dict) -> list[_Problem]:
+    name = (pvc.get("metadata") or {}).get("name", "?")
+    phase = (pvc.get("status") or {}).get("phase")
+    if phase == "Pending":
+        return [_Problem(_RANK_PVC, "starting",
+                         f"pending PVC {name}: waiting for a volume to be provisioned",
+                         state="pending")]
+    if phase == "Lost":
+        volume = (pvc.get("spec") or {}).get("volumeName") or "?"
+        return [_Problem(0, "failed", f"PVC {name} lost its volume {volume}")]
+    return []
+
+
+def _pod_problems(pod: dict) -> list[_Problem]:
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return []   # going away: an old replica, or a Job's pod being cleaned up
+    found: list[_Problem] = []
+    if status.get("phase") == "Failed" and status.get("reason"):
+        # Evicted, or a pod-level deadline: the containers' states say less.
+        found.append(_Problem(_RANK_CRASH, "failed", f"pod {meta.get('name', '?')} "
+                              f"{status['reason']}: {_one_line(status.get('message') or '')}"
+                              .rstrip(": ")))
+    limits = {c.get("name"): ((c.get("resources") or {}).get("limits") or {}).get("memory")
+              for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    for cs in status.get("initContainerStatuses") or []:
+        p = _container_problem(cs, f"init container {cs.get('name', '?')}",
+                               limits.get(cs.get("name")), init=True)
+        if p:
+            found.append(p)
+    for cs in status.get("containerStatuses") or []:
+        p = _container_problem(cs, cs.get("name", "?"), limits.get(cs.get("name")),
+                               init=False, pod_running=status.get("phase") == "Running")
+        if p:
+            found.append(p)
+    scheduled = _condition(status, "PodScheduled", "False")
+    if status.get("phase") == "Pending" and scheduled:
+        found.append(_Problem(_RANK_UNSCHEDULABLE, "starting", "unschedulable: " + _one_line(
+            scheduled.get("message") or scheduled.get("reason") or "no node fits"),
+            state="pending"))
+    return found
+
+
+def _container_problem(cs: dict, label: str, memory_limit: str | None, init: bool,
+                       pod_running: bool = False) -> _Problem | None:
+    if cs.get("ready"):
+        return None
+    state = cs.get("state") or {}
+    waiting = state.get("waiting") or {}
+    terminated = state.get("terminated") or {}
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    restarts = cs.get("restartCount") or 0
+    counted = f" (restarts {restarts})" if restarts else ""
+    why = waiting.get("reason")
+    if why in _WAITING_RANK:
+        message = _one_line(_BACKOFF_TAIL.sub(r"\1", waiting.get("message") or ""))
+        return _Problem(_WAITING_RANK[why], "failed",
+                        f"{label}: {why}{counted}" + (f": {message}" if message else ""))
+    oom = terminated if terminated.get("reason") == "OOMKilled" else \
+        last if last.get("reason") == "OOMKilled" else None
+    if oom is not None:
+        text = f"{label}: OOMKilled{counted}: exit code {oom.get('exitCode', 137)}"
+        if memory_limit:
+            text += f", memory limit {memory_limit}"
+        return _Problem(_RANK_OOM, "failed", text)
+    if why == "CrashLoopBackOff":
+        message = _one_line(_BACKOFF_TAIL.sub(r"\1", waiting.get("message") or ""))
+        text = f"{label}: CrashLoopBackOff{counted}" + (f": {message}" if message else "")
+        if last.get("exitCode") is not None:
+            text += f"; last exit code {last['exitCode']}"
+        return _Problem(_RANK_CRASH, "failed", text)
+    if terminated and terminated.get("exitCode", 0) != 0:
+        text = f"{label}: exited with code {terminated['exitCode']}"
+        if terminated.get("reason"):
+            text += f" ({terminated['reason']})"
+        detail = _last_line(terminated.get("message") or "")
+        if detail:
+            text += f": {detail}"
+        return _Problem(_RANK_CRASH, "failed", text)
+    if "running" in state and not init and pod_running:
+        since = _timestamp(state["running"].get("startedAt"))
+        text = f"{label}: readiness probe failing{counted}"
+        if since:
+            text += f" (running since {since})"
+        return _Problem(_RANK_NOT_READY, "unhealthy", text)
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _last_line(text: str, limit: int = 160) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def _timestamp(value) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value) if value else ""
+
+
+def _parse_time(value) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _duration(start, end) -> str:
+    a, b = _parse_time(start), _parse_time(end)
+    if a is None or b is None:
+        return ""
+    seconds = max(0, int((b - a).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
