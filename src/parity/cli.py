@@ -199,17 +199,26 @@ def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False)
 
 
 def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
+    from . import docker
     from .lifecycle import status_json
 
     driver = lane(root, sel, quiet=True)
-    from . import docker
-
     docker.engine_ok()
     rows = driver.status(logs=True)
-    code = 0 if all(r.ready for r in rows) else 1
+    cluster = driver.cluster_summary() if sel.mode == "kind" else None
+    code = 0 if all(r.ready for r in rows) and (cluster is None or cluster["exists"]) else 1
     if as_json:
-        return status_json(rows), code
-    return _status_table(rows, sel), code
+        text = status_json(rows)
+        if cluster is not None:
+            text = json.dumps({"cluster": cluster, **json.loads(text)}, indent=2)
+        return text, code
+    head = ""
+    if cluster is not None:
+        nodes = ", ".join(f"{n['name']} {'Ready' if n['ready'] else 'NotReady: ' + n['reason']}"
+                          for n in cluster["nodes"]) or "no nodes"
+        head = (f"cluster {cluster['cluster']}: " + (nodes if cluster["exists"]
+                                                      else "does not exist") + "\n")
+    return head + _status_table(rows, sel), code
 
 
 def _status_table(rows, sel: Selection) -> str:

@@ -627,6 +627,20 @@ class KindLane:
                                                   urls.get(name, "")))
         return rows
 
+    def cluster_summary(self) -> dict:
+        """The cluster and its nodes, for the head of ``status``."""
+        if not self.cluster_exists() or not self.kubeconfig.exists():
+            return {"cluster": self.cluster, "exists": False, "nodes": []}
+        nodes = []
+        for node in self.kube.list("v1", "Node"):
+            ready = next((c for c in (node.get("status") or {}).get("conditions") or []
+                          if c.get("type") == "Ready"), {})
+            nodes.append({"name": node["metadata"]["name"],
+                          "ready": ready.get("status") == "True",
+                          "reason": "" if ready.get("status") == "True"
+                          else ready.get("message") or ready.get("reason") or "no Ready condition"})
+        return {"cluster": self.cluster, "exists": True, "nodes": nodes}
+
     # ------------------------------------------------------------------ down
 
     def down(self) -> str:
