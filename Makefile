@@ -31,6 +31,7 @@ engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs th
 test: venv engine  ## the test suite (unit, golden, external validators, compose end to end)
 	$(BIN)/pytest -q
 	$(NOX) -s validate
+	$(NOX) -s k8s
 	$(NOX) -s e2e_compose
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations

@@ -6,6 +6,8 @@
     nox -s validate -- --live   ... plus the live checks against a running environment
     nox -s e2e_compose the compose lane end to end on the Docker engine (offline images)
     nox -s e2e_kind    the kind lane end to end (skipped, and says so, where kind is absent)
+    nox -s testbin     build the test control plane from source (Go module proxy), cached
+    nox -s k8s         kind manifests and the kind lane against that real control plane
 """
 
 from __future__ import annotations
@@ -65,5 +67,19 @@ def e2e_kind(session: nox.Session) -> None:
         session.skip("e2e_kind did not run: kind is not installed on this machine "
                      "(go install sigs.k8s.io/kind@v0.24.0); it reports no pass")
     _install(session)
-    session.run("pytest", "-m", "e2e_kind", "-s", "tests/e2e/test_kind_lane.py",
+    session.run("pytest", "-m", "e2e_kind", "-s", "tests/e2e/test_kind_lane_e2e.py",
                 *session.posargs)
+
+
+@nox.session(python=False)
+def testbin(session: nox.Session) -> None:
+    """Build the k8s test control plane from source into ~/.cache/parity/testbin."""
+    session.run("bash", "testbin/build.sh", *session.posargs, external=True)
+
+
+@nox.session(python=PYTHON)
+def k8s(session: nox.Session) -> None:
+    """kind manifests and the kind lane against a real control plane (builds it first)."""
+    _install(session)
+    session.run("bash", "testbin/build.sh", external=True)
+    session.run("pytest", "-m", "k8s", "tests/k8s", *session.posargs)
