@@ -92,22 +92,24 @@ class Kube:
                               f"refused: {_api_message(exc)}") from None
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None):
-        from kubernetes.dynamic.exceptions import NotFoundError
+        """The object, or None when it does not exist, nor its kind (e.g. the edge's
+        CRDs not installed yet after a partial run)."""
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
             return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
-        except NotFoundError:
+        except (NotFoundError, ResourceNotFoundError):
             return None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              selector: str | None = None) -> list[dict]:
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
             res = self.resource(api_version, kind)
-        except ResourceNotFoundError:
-            return []  # e.g. Gateway API CRDs not installed yet
-        items = res.get(namespace=namespace, label_selector=selector).to_dict()
+            items = res.get(namespace=namespace, label_selector=selector).to_dict()
+        except (ResourceNotFoundError, NotFoundError):
+            return []  # e.g. Gateway API CRDs not installed yet, or removed since discovery
         return items.get("items") or []
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,

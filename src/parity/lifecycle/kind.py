@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -57,9 +58,11 @@ INSTALL_KUBECTL = ("install kubectl >= 1.29: https://kubernetes.io/docs/tasks/to
                    "(Debian/Ubuntu: the kubernetes apt repository)")
 WORKLOAD_KINDS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1"}
 #: Kinds parity renders into the namespace; prune looks for stale ones of these.
+#: Not PersistentVolumeClaims: like compose's named volumes, data outlives a service
+#: leaving the phase (``inv down`` removes it with the cluster).
 PRUNABLE = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"),
             ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"),
-            ("v1", "PersistentVolumeClaim"), ("networking.k8s.io/v1", "Ingress"),
+            ("networking.k8s.io/v1", "Ingress"),
             ("gateway.networking.k8s.io/v1", "HTTPRoute"),
             ("gateway.networking.k8s.io/v1", "Gateway"))
 
@@ -226,7 +229,10 @@ class KindLane:
             raise PrerequisiteMissing(f"kind {kind_v} is too old", hint=INSTALL_KIND)
         if shutil.which("kubectl") is None:
             raise PrerequisiteMissing("kubectl is not installed", hint=INSTALL_KUBECTL)
-        out = docker.run(["kubectl", "version", "--client", "-o", "json"], timeout=30).stdout
+        # --kubeconfig: never the user's current context, not even to ask the client's
+        # version (Google Cloud SDK's kubectl dispatcher connects to it to pick a version)
+        out = docker.run(["kubectl", "version", "--client", "-o", "json", "--kubeconfig",
+                          os.devnull], timeout=30).stdout
         kubectl_v = _version(json.loads(out).get("clientVersion", {}).get("gitVersion", ""))
         if kubectl_v is None or kubectl_v < KUBECTL_MIN:
             raise PrerequisiteMissing(f"kubectl {kubectl_v} is too old", hint=INSTALL_KUBECTL)

@@ -1,0 +1,837 @@
+"""The kind lane's driver (:class:`parity.lifecycle.kind.KindLane`) against the real
+control plane of tests/k8s/conftest.py (issue 7: up applies every phase in waves,
+waits, reports status with reasons, prunes what is no longer rendered, and down
+leaves nothing of parity's).
+
+The driver runs in-process on a copy of the repository's inputs (base/, overlays/,
+checks/, apps/ in tmp), so ``.parity/`` is written there, never in the work tree.
+Every API call it makes goes through :class:`parity.kubeaccess.Kube` to the real
+kube-apiserver; the controllers, the scheduler and kwok take the workloads to ready.
+
+**kind is a fake here.** kind cannot run on these machines: no node image can be
+downloaded. ``tests/k8s/fakes/kind`` (with ``fake_kind.py``) is put first on PATH: it
+answers ``kind version``, ``get clusters``, ``create cluster`` (writes the kubeconfig
+the driver asked for, context ``kind-<name>``, pointing at the real control plane with
+the fixture's credentials), ``export kubeconfig``, ``load docker-image`` (logged, so
+the tests see which images were loaded) and ``delete cluster``. A kind cluster
+vanishes with everything in it; the fake **simulates** that by deleting, through
+the API, the namespace ``parity`` and every object labelled
+``parity.dev/managed=true`` (and kubeadm's CoreDNS objects, which its ``create``
+makes again). A second, foreign kind cluster ("dev") is listed by the fake all along:
+parity must never touch it.
+
+**Other stand-ins** for what a real machine would provide:
+
+- the Envoy Gateway release manifest (GitHub is unreachable): the driver's cache
+  file ``.parity/cache/edge/envoy-gateway-v1.5.0.yaml`` is pre-placed with the REAL
+  ``EnvoyProxy`` CRD of the Go module ``github.com/envoyproxy/gateway@v1.5.0``
+  (``charts/gateway-helm/crds/generated/gateway.envoyproxy.io_envoyproxies.yaml``,
+  fetched with ``go mod download``, module hash pinned), plus the Namespace
+  ``envoy-gateway-system``, a ServiceAccount and a stand-in ``envoy-gateway``
+  Deployment (no controller runs; kwok makes it Available). So the driver's
+  EnvoyProxy and GatewayClass are checked by the real CRD schemas;
+- images: ``parity.images.build`` is a no-op and ``KindLane.local_images`` returns
+  fixed image IDs (no Docker build); ``node_images`` is the real method on a first
+  ``up`` (``docker exec <node> crictl`` fails: there is no node, so the node has
+  nothing) and is replaced by the same fixed IDs where a test says the node has them;
+- preflight runs for real: it needs the Docker engine (CI installs it; ``docker
+  info`` only) and kubectl (for its client version); ports 80/443 are moved to free
+  high ports through ``PARITY_HTTP_PORT``/``PARITY_HTTPS_PORT`` so that another
+  process on this machine cannot make the tests fail;
+- the Gateway's ``Programmed`` condition: no Gateway controller runs, so the tests
+  patch the Gateway's status subresource before they expect ``status`` to call the
+  edge ready;
+- the CrashLoopBackOff of test 3 is written into a pod's status by the test (kwok runs
+  no container that could crash); the pending PVC next to it is real (a claim of a
+  StorageClass that no provisioner serves, as the real scheduler and controllers
+  leave it).
+
+Throughout the module ``HOME`` and ``KUBECONFIG`` name a kubeconfig whose current
+context points at a live listener on 127.0.0.1 that counts connections (someone
+else's API server): it must never receive one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+
+from parity import images as parity_images
+from parity import secrets as parity_secrets
+from parity import tls
+from parity.errors import InputError
+from parity.kubeaccess import FIELD_MANAGER, Kube
+from parity.layers import Selection
+from parity.lifecycle import UI
+from parity.lifecycle.kind import (EDGE_CONTROLLER, EDGE_NAMESPACE, EDGE_VERSION,
+                                   STATE_CONFIGMAP, KindLane)
+from parity.model import load
+from parity.render.kind import (ANNOTATION_WAVE, EDGE_TLS_SECRET, GATEWAY_CLASS, GATEWAY_NAME,
+                                LOCAL_CA_CONFIGMAP, LOCAL_CA_KEY)
+
+if TYPE_CHECKING:  # tests/k8s/conftest.py's helper (conftest is not importable by name)
+    from conftest import ControlPlane
+
+pytestmark = pytest.mark.k8s
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKES = Path(__file__).resolve().parent / "fakes"
+KUBECTL = os.environ.get("PARITY_KUBECTL", "kubectl")
+CLUSTER = "parity-parity"
+OTHER_CLUSTER = "dev"           # someone else's kind cluster, listed by the fake kind
+NAMESPACE = "parity"
+LABEL = "parity.dev/managed=true"
+LANE_TIMEOUT = 150              # the driver's per-wave wait, seconds
+
+ENVOY_GATEWAY_MODULE = f"github.com/envoyproxy/gateway@{EDGE_VERSION}"
+ENVOY_GATEWAY_SUM = "h1:wfHytSeNoinwu0vCtWT61XK23qJuRmJyU+CPWdIJp2I="
+ENVOYPROXY_CRD_FILE = "charts/gateway-helm/crds/generated/gateway.envoyproxy.io_envoyproxies.yaml"
+ENVOYPROXY_CRD = "envoyproxies.gateway.envoyproxy.io"
+
+#: What ``docker image inspect`` would say for the images parity builds (stand-in).
+IMAGE_IDS = {
+    "parity/api:0.1.0": "sha256:" + "a1" * 32,
+    "parity/web:0.1.0": "sha256:" + "b2" * 32,
+    "parity/worker:0.1.0": "sha256:" + "c3" * 32,
+}
+
+_PLURALS = {"Namespace": "namespaces", "Secret": "secrets", "ConfigMap": "configmaps",
+            "Service": "services", "Deployment": "deployments", "StatefulSet": "statefulsets",
+            "Job": "jobs", "PersistentVolumeClaim": "persistentvolumeclaims",
+            "Gateway": "gateways", "HTTPRoute": "httproutes", "Ingress": "ingresses",
+            "GatewayClass": "gatewayclasses", "EnvoyProxy": "envoyproxies",
+            "Pod": "pods"}
+_GROUPS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
+           "Gateway": "gateway.networking.k8s.io/v1", "HTTPRoute": "gateway.networking.k8s.io/v1",
+           "GatewayClass": "gateway.networking.k8s.io/v1",
+           "EnvoyProxy": "gateway.envoyproxy.io/v1alpha1", "Ingress": "networking.k8s.io/v1"}
+
+
+# --------------------------------------------------------------------------- API helpers
+
+def path_of(kind: str, name: str, namespace: str | None = None) -> str:
+    gv = _GROUPS.get(kind, "v1")
+    prefix = f"/api/{gv}" if "/" not in gv else f"/apis/{gv}"
+    ns = f"/namespaces/{namespace}" if namespace else ""
+    return f"{prefix}{ns}/{_PLURALS[kind]}/{name}"
+
+
+def doc_path(doc: dict) -> str:
+    meta = doc["metadata"]
+    return path_of(doc["kind"], meta["name"], meta.get("namespace"))
+
+
+def ident(doc: dict) -> tuple[str, str, str]:
+    meta = doc["metadata"]
+    return doc["kind"], meta.get("namespace") or "", meta["name"]
+
+
+def applied_by_parity(obj: dict) -> bool:
+    return any(m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply"
+               for m in obj["metadata"].get("managedFields") or [])
+
+
+def conditions(obj: dict) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def sts_ready(cp: ControlPlane, name: str) -> bool:
+    sts = cp.get(path_of("StatefulSet", name, NAMESPACE))
+    if not sts:
+        return False
+    status = sts.get("status") or {}
+    return (status.get("observedGeneration", 0) >= sts["metadata"]["generation"]
+            and status.get("readyReplicas", 0) == sts["spec"].get("replicas", 1))
+
+
+def digest(values: dict[str, str]) -> str:
+    """Compare secret values without ever showing them in an assertion message."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+def labelled_leftovers(cp: ControlPlane) -> list[str]:
+    """Every object of every kind labelled parity.dev/managed=true, as kind/name."""
+    kinds = cp.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+    out = cp.kubectl("get", ",".join(kinds), "--all-namespaces", "-l", LABEL, "-o", "name",
+                     "--ignore-not-found").stdout.split()
+    return out
+
+
+def program_gateway(cp: ControlPlane) -> None:
+    """Stand-in for the Gateway controller: Accepted and Programmed on the status
+    subresource."""
+    path = path_of("Gateway", GATEWAY_NAME, NAMESPACE)
+    gw = cp.get(path)
+    assert gw is not None, "the Gateway was not applied"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    conds = [{"type": t, "status": "True", "reason": t, "message": "test stand-in",
+              "observedGeneration": gw["metadata"]["generation"], "lastTransitionTime": now}
+             for t in ("Accepted", "Programmed")]
+    r = cp.api("PATCH", path + "/status", json={"status": {"conditions": conds}},
+               headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+
+
+def wait_gone(cp: ControlPlane, paths: list[str], timeout: float = 120) -> None:
+    cp.wait_for(f"{len(paths)} objects gone",
+                lambda: not [p for p in paths if cp.get(p) is not None],
+                timeout=timeout, interval=0.5)
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+def envoy_gateway_release(workdir: Path) -> str:
+    """The real EnvoyProxy CRD of Envoy Gateway v1.5.0, plus the stand-in controller
+    (see the module docstring)."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("go is not on PATH: the EnvoyProxy CRD comes from the Go module "
+                    f"{ENVOY_GATEWAY_MODULE} (go mod download)", pytrace=False)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": ""}
+    proc = subprocess.run([go, "mod", "download", "-json", ENVOY_GATEWAY_MODULE], cwd=workdir,
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, f"go mod download {ENVOY_GATEWAY_MODULE}: {proc.stdout}{proc.stderr}"
+    info = json.loads(proc.stdout)
+    assert info.get("Sum") == ENVOY_GATEWAY_SUM, info
+    crd_text = (Path(info["Dir"]) / ENVOYPROXY_CRD_FILE).read_text(encoding="utf-8")
+    crd = yaml.load(crd_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert (crd["kind"], crd["metadata"]["name"]) == ("CustomResourceDefinition", ENVOYPROXY_CRD)
+    labels = {"control-plane": "envoy-gateway"}
+    stand_ins = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": EDGE_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "envoy-gateway", "namespace": EDGE_NAMESPACE}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "envoy-gateway", "namespace": EDGE_NAMESPACE, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "serviceAccountName": "envoy-gateway",
+                      "containers": [{"name": "envoy-gateway",
+                                      "image": f"docker.io/envoyproxy/gateway:{EDGE_VERSION}",
+                                      "args": ["server", "--config-path=/config/envoy-gateway.yaml"]}]}}}},
+    ]
+    return crd_text.rstrip() + "\n---\n" + yaml.safe_dump_all(stand_ins, sort_keys=False)
+
+
+def copy_inputs(dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for name in ("base", "overlays", "checks", "apps"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns(
+            "local", "__pycache__", "*.egg-info"))
+    return dst
+
+
+class ForeignAPI:
+    """A real listener on 127.0.0.1 standing in for someone else's API server; counts
+    every connection it receives."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.count = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.count += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def free_port_pair() -> tuple[int, int]:
+    socks = []
+    try:
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return socks[0].getsockname()[1], socks[1].getsockname()[1]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def fresh_cluster(cp: ControlPlane) -> None:
+    """The control plane as a new kind cluster has it: nothing of parity's and no edge
+    (other test modules of the session leave their objects behind)."""
+    cp.kubectl("delete", "namespace", NAMESPACE, EDGE_NAMESPACE, "--ignore-not-found",
+               "--wait=false")
+    cp.kubectl("delete", "gatewayclass", GATEWAY_CLASS, "--ignore-not-found")
+    cp.kubectl("delete", "crd", ENVOYPROXY_CRD, "--ignore-not-found")
+    cp.kubectl("delete", "-n", "kube-system", f"configmap/{STATE_CONFIGMAP}", "configmap/coredns",
+               "deployment/coredns", "--ignore-not-found")
+    wait_gone(cp, [path_of("Namespace", NAMESPACE), path_of("Namespace", EDGE_NAMESPACE)], 150)
+
+
+# --------------------------------------------------------------------------- the world
+
+@dataclass
+class World:
+    cp: ControlPlane
+    root: Path
+    fake_state: Path
+    foreign: ForeignAPI
+    foreign_kubeconfig: Path
+    ports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".parity"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kind" / "kubeconfig"
+
+    def lane(self, phase: int = 1, *, recreate: bool = False, environ: dict | None = None,
+             timeout: float = LANE_TIMEOUT) -> KindLane:
+        sel = Selection("kind", phase, profile="default", environ={**self.ports, **(environ or {})})
+        return KindLane(self.root, load(self.root, sel), UI(quiet=True), timeout=timeout,
+                        recreate=recreate)
+
+    def up(self, phase: int = 1) -> KindLane:
+        lane = self.lane(phase)
+        lane.up()
+        return lane
+
+    def calls(self) -> list[list[str]]:
+        f = self.fake_state / "calls.jsonl"
+        return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+
+    def loads(self) -> list[str]:
+        f = self.fake_state / "loads.log"
+        return f.read_text().splitlines() if f.exists() else []
+
+    def deletes(self) -> list[str]:
+        f = self.fake_state / "deletes.log"
+        return f.read_text().splitlines() if f.exists() else []
+
+    def clusters(self) -> set[str]:
+        return {p.name for p in (self.fake_state / "clusters").iterdir()}
+
+    def kind(self, *args: str) -> subprocess.CompletedProcess:
+        """The fake kind, run by the test itself (as a person at a shell would)."""
+        proc = subprocess.run(["kind", *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+
+@pytest.fixture(scope="module")
+def world(control_plane: ControlPlane, tmp_path_factory) -> World:
+    cp = control_plane
+    base = tmp_path_factory.mktemp("kind-lane")
+    root = copy_inputs(base / "repo")
+    cache = root / ".parity" / "cache" / "edge" / f"envoy-gateway-{EDGE_VERSION}.yaml"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(envoy_gateway_release(base / "go"), encoding="utf-8")  # before HOME moves
+
+    fake_state = base / "fake-kind"
+    (fake_state / "clusters").mkdir(parents=True)
+    (fake_state / "clusters" / OTHER_CLUSTER).write_text("{}")
+
+    foreign = ForeignAPI()
+    home = base / "home"
+    foreign_cfg = home / ".kube" / "config"
+    foreign_cfg.parent.mkdir(parents=True)
+    foreign_cfg.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod-admin",
+        "contexts": [{"name": "prod-admin", "context": {"cluster": "prod", "user": "admin"}}],
+        "clusters": [{"name": "prod", "cluster": {"server": foreign.url,
+                                                  "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "admin", "user": {"token": "not-a-real-token"}}]}))
+
+    http, https = free_port_pair()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}")
+    mp.setenv("FAKE_KIND_STATE", str(fake_state))
+    mp.setenv("FAKE_KIND_UPSTREAM", str(cp.kubeconfig))
+    mp.setenv("FAKE_KIND_PYTHON", sys.executable)
+    mp.setenv("FAKE_KIND_KUBECTL", shutil.which(KUBECTL) or KUBECTL)
+    mp.setenv("HOME", str(home))
+    mp.setenv("KUBECONFIG", str(foreign_cfg))
+    mp.setattr(parity_images, "build", lambda *a, **k: [])
+    mp.setattr(KindLane, "local_images",
+               lambda self: {i: IMAGE_IDS[i] for i in self.built_images()})
+    fresh_cluster(cp)
+    w = World(cp, root, fake_state, foreign, foreign_cfg,
+              {"PARITY_HTTP_PORT": str(http), "PARITY_HTTPS_PORT": str(https)})
+    try:
+        yield w
+    finally:
+        if CLUSTER in w.clusters():
+            subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], capture_output=True,
+                           timeout=300)
+        fresh_cluster(cp)
+        mp.undo()
+        foreign.close()
+
+
+def ensure_no_cluster(world: World) -> None:
+    if CLUSTER in world.clusters():
+        world.kind("delete", "cluster", "--name", CLUSTER)
+    shutil.rmtree(world.state / "kind", ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- 1. up from nothing
+
+def test_up_phase1_from_nothing_applies_in_waves_and_reports_ready(world: World, monkeypatch):
+    cp = world.cp
+    ensure_no_cluster(world)
+    applied: list[dict] = []
+    waited: list[tuple[str, list[str], dict[str, bool]]] = []
+    real_apply, real_wait = Kube.apply, KindLane.wait_workloads
+
+    def recording_apply(self, doc, force=True):
+        entry = {"id": ident(doc)}
+        if ident(doc) == ("Deployment", NAMESPACE, "api"):
+            entry["deps_ready"] = {n: sts_ready(cp, n) for n in ("postgres", "redis")}
+        applied.append(entry)
+        return real_apply(self, doc, force)
+
+    def recording_wait(self, wave, workloads):
+        real_wait(self, wave, workloads)
+        names = sorted(d["metadata"]["name"] for d in workloads)
+        waited.append((wave, names, {n: self.verdict(d["kind"], n).ready
+                                     for n, d in zip(names, sorted(
+                                         workloads, key=lambda d: d["metadata"]["name"]))}))
+
+    monkeypatch.setattr(Kube, "apply", recording_apply)
+    monkeypatch.setattr(KindLane, "wait_workloads", recording_wait)
+    calls_before = len(world.calls())
+
+    lane = world.lane(1)
+    report = lane.up()
+
+    # the plan, from what was observed: no cluster, so create, install, load all
+    assert [(a.step, a.action) for a in lane.actions] == [
+        ("cluster", "create"), ("edge", "install"), ("images", "load"), ("images", "load"),
+        ("apply", "apply"), ("prune", "prune")]
+    assert lane.observed.cluster_exists is False and lane.observed.node_images == {}
+    calls = world.calls()[calls_before:]
+    creates = [c for c in calls if c[:2] == ["create", "cluster"]]
+    assert creates == [["create", "cluster", "--name", CLUSTER, "--config",
+                        str(lane.out / "kind-config.yaml"), "--kubeconfig", str(world.kubeconfig),
+                        "--wait", "180s"]]
+    assert not [c for c in calls if c[:1] == ["delete"]]
+    assert world.loads() == [f"{CLUSTER} parity/api:0.1.0", f"{CLUSTER} parity/web:0.1.0"]
+    assert world.clusters() == {CLUSTER, OTHER_CLUSTER}
+    kc = yaml.safe_load(world.kubeconfig.read_text())
+    assert kc["current-context"] == f"kind-{CLUSTER}"
+    assert {e["service"] for e in report["endpoints"]} >= {"api", "web", "keycloak"}
+
+    # the record of the config the cluster was created from
+    record = cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system"))
+    assert record["data"]["kind-config.yaml"] == lane.files["kind-config.yaml"]
+    assert applied_by_parity(record)
+
+    # the edge: the real EnvoyProxy CRD accepted the driver's EnvoyProxy
+    crd = cp.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{ENVOYPROXY_CRD}")
+    assert conditions(crd).get("Established") == "True"
+    proxy = cp.get(path_of("EnvoyProxy", "parity-edge", EDGE_NAMESPACE))
+    assert proxy is not None and applied_by_parity(proxy)
+    ports = proxy["spec"]["provider"]["kubernetes"]["envoyService"]["patch"]["value"]["spec"]["ports"]
+    assert sorted(p["nodePort"] for p in ports) == [30080, 30443]
+    gc = cp.get(path_of("GatewayClass", GATEWAY_CLASS))
+    assert gc["spec"]["controllerName"] == EDGE_CONTROLLER and applied_by_parity(gc)
+    assert gc["spec"]["parametersRef"]["name"] == "parity-edge"
+    edge = cp.get(path_of("Deployment", "envoy-gateway", EDGE_NAMESPACE))
+    assert conditions(edge).get("Available") == "True"
+
+    # every rendered object exists, applied by parity (server-side apply)
+    docs = lane.docs()
+    missing = [ident(d) for d in docs if cp.get(doc_path(d)) is None]
+    assert not missing, missing
+    not_ours = [ident(d) for d in docs if not applied_by_parity(cp.get(doc_path(d)))]
+    assert not not_ours, not_ours
+
+    # Secrets carry the values of .parity/secrets (compared by digest: never shown)
+    stack = lane.stack
+    opaque = [d for d in docs if d["kind"] == "Secret"]
+    assert len(opaque) == 7 and {d["metadata"]["name"] for d in opaque} <= set(stack.secrets)
+    for d in opaque:
+        obj = cp.get(doc_path(d))
+        got = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+        want = parity_secrets.values(world.state, stack.secrets[d["metadata"]["name"]])
+        assert want and digest(got) == digest(want), \
+            f"Secret {d['metadata']['name']}: values differ from .parity/secrets (not shown)"
+    tls_secret = cp.get(path_of("Secret", EDGE_TLS_SECRET, NAMESPACE))
+    crt, key = tls.cert_paths(world.state)
+    assert tls_secret["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(tls_secret["data"]["tls.crt"]) == crt.read_bytes()
+    assert digest({"k": tls_secret["data"]["tls.key"]}) == \
+        digest({"k": base64.b64encode(key.read_bytes()).decode()})
+    ca = cp.get(path_of("ConfigMap", LOCAL_CA_CONFIGMAP, NAMESPACE))
+    assert ca["data"][LOCAL_CA_KEY] == tls.ca_paths(world.state)[0].read_text()
+
+    # CoreDNS: the adopted Corefile with the rewrite, and the restart annotation
+    rendered_corefile = next(d for d in docs if ident(d) == ("ConfigMap", "kube-system", "coredns"))
+    corefile = cp.get(path_of("ConfigMap", "coredns", "kube-system"))
+    assert corefile["data"]["Corefile"] == rendered_corefile["data"]["Corefile"]
+    assert "rewrite" in corefile["data"]["Corefile"] and applied_by_parity(corefile)
+    coredns = cp.get(path_of("Deployment", "coredns", "kube-system"))
+    want_hash = hashlib.sha256(rendered_corefile["data"]["Corefile"].encode()).hexdigest()[:16]
+    assert coredns["spec"]["template"]["metadata"]["annotations"]["parity.dev/corefile-hash"] \
+        == want_hash
+
+    # waves: stack-level objects, then wave 0, then wave 1; each wave waited for
+    wave_of = {ident(d): int((d["metadata"].get("annotations") or {}).get(ANNOTATION_WAVE, -1))
+               for d in docs if ident(d) != ("ConfigMap", "kube-system", "coredns")}
+    first_wave_apply = next(i for i, e in enumerate(applied) if e["id"] == ("Gateway", NAMESPACE, "edge"))
+    stack_start = max(i for i, e in enumerate(applied[:first_wave_apply])
+                      if e["id"] == ("Namespace", "", NAMESPACE))
+    sequence = [wave_of[e["id"]] for e in applied[stack_start:] if e["id"] in wave_of]
+    assert sequence == sorted(sequence), sequence
+    assert {e["id"] for e in applied[stack_start:]} >= set(wave_of)
+    api_apply = next(e for e in applied if e["id"] == ("Deployment", NAMESPACE, "api"))
+    assert api_apply["deps_ready"] == {"postgres": True, "redis": True}
+    assert waited == [("wave 0", ["postgres", "redis", "web"],
+                       {"postgres": True, "redis": True, "web": True}),
+                      ("wave 1", ["api", "keycloak"], {"api": True, "keycloak": True})]
+
+    # prune kept everything it must: the StatefulSets' claims are bound and alive
+    for sts in ("postgres", "redis"):
+        pvc = cp.get(path_of("PersistentVolumeClaim", f"data-{sts}-0", NAMESPACE))
+        assert pvc is not None, f"data-{sts}-0 was deleted"
+        assert not pvc["metadata"].get("deletionTimestamp"), f"prune deleted data-{sts}-0"
+        assert pvc["status"]["phase"] == "Bound"
+
+    # status: the edge waits for its controller until the Gateway is programmed
+    rows = {r.service: r for r in lane.status()}
+    assert (rows["edge"].ready, rows["edge"].reason) == (False, "Gateway not programmed yet")
+    program_gateway(cp)
+    rows = {r.service: r for r in lane.status()}
+    assert set(rows) == {"api", "edge", "keycloak", "postgres", "redis", "web"}
+    assert all(r.ready for r in rows.values()), {n: (r.state, r.reason) for n, r in rows.items()}
+    assert {n: (r.state, r.health, r.reason) for n, r in rows.items() if n != "edge"} == {
+        "api": ("available", "healthy", "2 of 2 available"),
+        "web": ("available", "healthy", "2 of 2 available"),
+        "keycloak": ("available", "healthy", "1 of 1 available"),
+        "postgres": ("available", "healthy", "1 of 1 ready"),
+        "redis": ("available", "healthy", "1 of 1 ready")}
+    assert (rows["edge"].state, rows["edge"].health) == ("programmed", "healthy")
+    assert rows["api"].endpoint.startswith("https://")
+    summary = lane.cluster_summary()
+    assert summary["exists"] and summary["nodes"] == [
+        {"name": cp.node_name, "ready": True, "reason": ""}]
+
+
+def test_second_up_keeps_the_cluster_and_loads_nothing(world: World, monkeypatch):
+    cp = world.cp
+    if CLUSTER not in world.clusters():
+        world.up(1)
+    monkeypatch.setattr(KindLane, "node_images",
+                        lambda self: {i: IMAGE_IDS[i] for i in self.built_images()})
+    loads_before, calls_before = world.loads(), len(world.calls())
+    lane = world.lane(1)
+    lane.up()
+    assert [(a.step, a.action) for a in lane.actions] == [
+        ("cluster", "keep"), ("edge", "keep"), ("images", "skip"), ("images", "skip"),
+        ("apply", "apply"), ("prune", "prune")]
+    assert world.loads() == loads_before
+    assert not [c for c in world.calls()[calls_before:] if c[0] in ("create", "delete", "load")]
+    # re-applied Secrets keep their values (stringData in the same apply)
+    rendered = {d["metadata"]["name"] for d in lane.docs() if d["kind"] == "Secret"}
+    assert rendered
+    for name in sorted(rendered):
+        secret = lane.stack.secrets[name]
+        obj = cp.get(path_of("Secret", name, NAMESPACE))
+        got = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+        assert digest(got) == digest(parity_secrets.values(world.state, secret)), name
+    for sts in ("postgres", "redis"):
+        pvc = cp.get(path_of("PersistentVolumeClaim", f"data-{sts}-0", NAMESPACE))
+        assert pvc and not pvc["metadata"].get("deletionTimestamp"), f"data-{sts}-0 pruned"
+
+
+# --------------------------------------------------------------------------- 3. status reasons
+
+def test_status_reports_reasons_from_real_objects(world: World):
+    cp = world.cp
+    lane = world.up(1)
+
+    # (a) a pod of web in CrashLoopBackOff (the waiting state is written by the test:
+    #     kwok runs no container that could crash)
+    pods = cp.get(f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector="
+                  "app.kubernetes.io%2Fname%3Dweb")["items"]
+    pod = sorted(pods, key=lambda p: p["metadata"]["name"])[0]
+    pname, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+    image = pod["spec"]["containers"][0]["image"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    patch = {"status": {
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+             "message": "containers with unready status: [web]", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
+             "message": "containers with unready status: [web]", "lastTransitionTime": now}],
+        "containerStatuses": [{
+            "name": "web", "image": image, "imageID": "", "ready": False, "started": False,
+            "restartCount": 4,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message":
+                                  f"back-off 1m20s restarting failed container=web "
+                                  f"pod={pname}_{NAMESPACE}({uid})"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                         "startedAt": now, "finishedAt": now}}}]}}
+    r = cp.api("PATCH", path_of("Pod", pname, NAMESPACE) + "/status", json=patch,
+               headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert r.status_code == 200, r.text
+
+    # (b) redis scaled to 2: its second claim is of a StorageClass no provisioner
+    #     serves, so it stays Pending (real controllers and scheduler)
+    cp.create(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-redis-1", "namespace": NAMESPACE},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "no-provisioner",
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    r = cp.api("PATCH", path_of("StatefulSet", "redis", NAMESPACE), json={"spec": {"replicas": 2}},
+               headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+
+    def rows():
+        got = {r.service: r for r in lane.status()}
+        return got if not got["web"].ready and not got["redis"].ready \
+            and got["redis"].state == "pending" else None
+
+    got = cp.wait_for("web and redis reported not ready", rows, timeout=60, interval=0.5)
+    web, redis = got["web"], got["redis"]
+    assert (web.state, web.health) == ("progressing", "failed")
+    assert web.reason == ("web: CrashLoopBackOff (restarts 4): back-off 1m20s restarting "
+                          "failed container; last exit code 1")
+    assert (redis.state, redis.health) == ("pending", "starting")
+    assert redis.reason == "pending PVC data-redis-1: waiting for a volume to be provisioned"
+    # the real scheduler agrees: redis-1 cannot be placed while its claim is unbound
+    pod1 = cp.get(path_of("Pod", "redis-1", NAMESPACE))
+    assert pod1["status"]["phase"] == "Pending"
+    assert conditions(pod1).get("PodScheduled") == "False"
+    assert all(r.ready for n, r in got.items() if n not in ("web", "redis", "edge"))
+
+    # up puts it right again (replicas back to 1; the broken pod replaced)
+    cp.api("DELETE", path_of("Pod", pname, NAMESPACE)).raise_for_status()
+    lane = world.up(1)
+    cp.api("DELETE", path_of("PersistentVolumeClaim", "data-redis-1", NAMESPACE))
+    program_gateway(cp)
+    rows_after = {r.service: r for r in lane.status()}
+    assert all(r.ready for r in rows_after.values()), \
+        {n: r.reason for n, r in rows_after.items() if not r.ready}
+
+
+# --------------------------------------------------------------------------- 2. prune
+
+def test_up_phase3_then_phase1_prunes_what_is_no_longer_rendered(world: World):
+    cp = world.cp
+    world.up(1)
+    lane3 = world.up(3)
+    docs3 = lane3.docs()
+    missing = [ident(d) for d in docs3 if cp.get(doc_path(d)) is None]
+    assert not missing, missing
+    job = cp.get(path_of("Job", "bootstrap-artifacts", NAMESPACE))
+    assert conditions(job).get("Complete") == "True"   # kwok completed the Job's pod
+    program_gateway(cp)
+    rows = {r.service: r for r in lane3.status()}
+    assert all(r.ready for r in rows.values()), {n: r.reason for n, r in rows.items()}
+    assert rows["bootstrap-artifacts"].state == "complete"
+    assert re.fullmatch(r"completed in \d+s", rows["bootstrap-artifacts"].reason)
+    phase3_claims = [c["metadata"]["name"] for c in cp.get(
+        f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims")["items"]
+        if not c["metadata"]["name"].startswith(("data-postgres-", "data-redis-"))]
+    assert phase3_claims, "phase 3's StatefulSets have no claims"
+
+    lane1 = world.up(1)
+    docs1 = lane1.docs()
+    only3 = {ident(d) for d in docs3} - {ident(d) for d in docs1}
+    assert {n for k, _, n in only3 if k in ("Deployment", "StatefulSet", "Job")} == {
+        "nats", "temporal", "app-runtime-worker", "notification-worker", "provisioning-worker",
+        "registry", "vault", "bootstrap-artifacts"}
+    assert ("Secret", NAMESPACE, "vault-dev") in only3
+    assert ("HTTPRoute", NAMESPACE, "temporal-ui") in only3
+    # the workloads, their ConfigMaps, Services, routes and Secrets are gone; their
+    # claims stay (data outlives a phase change, as compose's volumes do)
+    def alive(kind: str, name: str, namespace: str | None) -> bool:
+        obj = cp.get(path_of(kind, name, namespace))
+        return obj is not None and not obj["metadata"].get("deletionTimestamp")
+
+    still = sorted(i for i in only3 if alive(i[0], i[2], i[1] or None))
+    assert not still, f"not pruned: {still}"
+    wait_gone(cp, [path_of(k, n, ns or None) for k, ns, n in only3])
+    for claim in phase3_claims:
+        assert alive("PersistentVolumeClaim", claim, NAMESPACE), claim
+    # phase 1 stays, the adopted CoreDNS ConfigMap and the driver's objects included
+    for d in docs1:
+        obj = cp.get(doc_path(d))
+        assert obj is not None and not obj["metadata"].get("deletionTimestamp"), ident(d)
+    assert "rewrite" in cp.get(path_of("ConfigMap", "coredns", "kube-system"))["data"]["Corefile"]
+    for kind, name in (("Secret", EDGE_TLS_SECRET), ("ConfigMap", LOCAL_CA_CONFIGMAP),
+                       ("PersistentVolumeClaim", "data-postgres-0"),
+                       ("PersistentVolumeClaim", "data-redis-0")):
+        obj = cp.get(path_of(kind, name, NAMESPACE))
+        assert obj is not None and not obj["metadata"].get("deletionTimestamp"), name
+    assert cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system")) is not None
+    program_gateway(cp)
+    assert all(r.ready for r in lane1.status())
+
+
+# --------------------------------------------------------------------------- 4. drifted config
+
+def test_drifted_kind_config_is_refused_unless_recreate(world: World):
+    cp = world.cp
+    world.up(1)
+    old_port = world.ports["PARITY_HTTP_PORT"]
+    new_port = str(free_port_pair()[0])
+    record_before = cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system"))
+    calls_before = len(world.calls())
+
+    with pytest.raises(InputError) as exc:
+        world.lane(1, environ={"PARITY_HTTP_PORT": new_port}).up()
+    assert exc.value.exit_code == 2
+    text = exc.value.render()
+    assert text.startswith(f"the cluster {CLUSTER} was created from another kind-config.yaml; "
+                           "a kind cluster cannot change it in place:")
+    assert f"-        hostPort: {old_port}\n" in text and f"+        hostPort: {new_port}\n" in text
+    assert text.endswith("next: recreate it (its data is lost): inv up --mode kind --recreate")
+    assert not [c for c in world.calls()[calls_before:] if c[0] in ("create", "delete", "load")]
+    record = cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system"))
+    assert record["metadata"]["resourceVersion"] == record_before["metadata"]["resourceVersion"]
+
+    loads_before = len(world.loads())
+    lane = world.lane(1, environ={"PARITY_HTTP_PORT": new_port}, recreate=True)
+    try:
+        lane.up()
+    finally:  # the tests after this one talk to the recreated cluster
+        if any(c[:2] == ["create", "cluster"] for c in world.calls()[calls_before:]):
+            world.ports["PARITY_HTTP_PORT"] = new_port
+    assert [(a.step, a.action) for a in lane.actions][:2] == [("cluster", "recreate"),
+                                                              ("edge", "install")]
+    lifecycle = [c[:4] for c in world.calls()[calls_before:] if c[0] in ("create", "delete")]
+    assert lifecycle == [["delete", "cluster", "--name", CLUSTER],
+                         ["create", "cluster", "--name", CLUSTER]]
+    assert world.loads()[loads_before:] == [f"{CLUSTER} parity/api:0.1.0",
+                                            f"{CLUSTER} parity/web:0.1.0"]  # a new node has none
+    record = cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system"))
+    assert f"hostPort: {new_port}" in record["data"]["kind-config.yaml"]
+    assert record["metadata"]["uid"] != record_before["metadata"]["uid"]
+    program_gateway(cp)
+    assert all(r.ready for r in lane.status())
+
+
+# --------------------------------------------------------------------------- 5. down
+
+def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_path):
+    cp = world.cp
+    if CLUSTER not in world.clusters():
+        world.up(1)
+    calls_before, deletes_before = len(world.calls()), len(world.deletes())
+    lane = world.lane(1)
+    assert lane.down() == f"removed cluster {CLUSTER}, .parity/kind"
+    deletes = [c for c in world.calls()[calls_before:] if c[0] == "delete"]
+    assert deletes == [["delete", "cluster", "--name", CLUSTER, "--kubeconfig",
+                        str(world.kubeconfig)]]
+    assert world.deletes()[deletes_before:] == [CLUSTER]
+    assert world.clusters() == {OTHER_CLUSTER}          # someone else's cluster untouched
+    assert not (world.state / "kind").exists()
+    assert world.state.joinpath("secrets").is_dir()      # down removes .parity/kind only
+    assert cp.get(path_of("Namespace", NAMESPACE)) is None
+    assert labelled_leftovers(cp) == []
+    assert cp.get(path_of("GatewayClass", GATEWAY_CLASS)) is None
+    assert cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system")) is None
+    rows = lane.status()
+    assert {(r.state, r.reason) for r in rows} == {("missing", f"no cluster {CLUSTER}")}
+    assert lane.down() == "removed nothing (no cluster)"
+
+    # a cluster of parity's name that parity did not create (no record): refused
+    own = tmp_path / "users-own-kubeconfig"
+    world.kind("create", "cluster", "--name", CLUSTER, "--kubeconfig", str(own))
+    calls_before = len(world.calls())
+    try:
+        with pytest.raises(InputError) as exc:
+            world.lane(1).down()
+        assert exc.value.exit_code == 2
+        assert f"the kind cluster {CLUSTER} has no parity record" in exc.value.render()
+        calls = world.calls()[calls_before:]
+        assert ["export", "kubeconfig", "--name", CLUSTER, "--kubeconfig",
+                str(world.kubeconfig)] in calls
+        assert not [c for c in calls if c[0] == "delete"]
+        assert CLUSTER in world.clusters()
+    finally:
+        world.kind("delete", "cluster", "--name", CLUSTER, "--kubeconfig", str(own))
+        shutil.rmtree(world.state / "kind", ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- 6. the guard
+
+def test_guard_no_connection_to_the_current_foreign_context(world: World):
+    """HOME and KUBECONFIG (set for the whole module) name a kubeconfig whose current
+    context is a live foreign listener; up, status and down against the real control
+    plane as the parity cluster must not connect to it once."""
+    cp = world.cp
+    before = world.foreign_kubeconfig.read_bytes()
+    assert yaml.safe_load(before)["current-context"] == "prod-admin"
+    assert os.environ["KUBECONFIG"] == str(world.foreign_kubeconfig)
+    lane = world.up(1)
+    program_gateway(cp)
+    assert all(r.ready for r in lane.status())
+    assert lane.down().startswith(f"removed cluster {CLUSTER}")
+    assert world.foreign.count == 0
+    assert world.foreign_kubeconfig.read_bytes() == before
+    assert sorted(p.name for p in world.foreign_kubeconfig.parent.iterdir()) == ["config"]
+
+
+def test_kube_get_and_list_of_a_kind_the_cluster_lacks(world: World):
+    """A partial earlier run can leave the cluster without the edge's API groups (the
+    download of the release failed), and a CRD can go after the client discovered it:
+    the guarded client answers "not there", as for a missing object, instead of
+    raising the client library's exception."""
+    cp = world.cp
+    ensure_no_cluster(world)
+    kc = world.fake_state / "kubeconfig-probe"
+    world.kind("create", "cluster", "--name", CLUSTER, "--kubeconfig", str(kc))
+    group = "gateway.envoyproxy.io/v1alpha1"
+    try:
+        cp.kubectl("apply", "--server-side", "--field-manager=parity-test", "-f",
+                   str(world.state / "cache" / "edge" / f"envoy-gateway-{EDGE_VERSION}.yaml"))
+        cp.wait_for("the EnvoyProxy CRD Established", lambda: conditions(cp.get(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{ENVOYPROXY_CRD}") or {})
+            .get("Established") == "True", timeout=30)
+        kube = Kube(kc, CLUSTER)
+        assert kube.list(group, "EnvoyProxy", EDGE_NAMESPACE) == []   # discovered
+        # never installed (Envoy Gateway's Backend CRD is not in the stand-in release)
+        assert kube.get(group, "Backend", "parity-edge", EDGE_NAMESPACE) is None
+        assert kube.list(group, "Backend", EDGE_NAMESPACE) == []
+        # removed after discovery
+        cp.kubectl("delete", "crd", ENVOYPROXY_CRD, "--wait=true")
+        cp.wait_for("EnvoyProxy gone from discovery", lambda: group not in cp.kubectl(
+            "api-versions").stdout.split(), timeout=30)
+        assert kube.get(group, "EnvoyProxy", "parity-edge", EDGE_NAMESPACE) is None
+        assert kube.list(group, "EnvoyProxy", EDGE_NAMESPACE) == []
+    finally:
+        world.kind("delete", "cluster", "--name", CLUSTER, "--kubeconfig", str(kc))
+        cp.kubectl("delete", "namespace", EDGE_NAMESPACE, "--ignore-not-found", "--wait=false")
+    assert world.foreign.count == 0
