@@ -32,6 +32,7 @@ test: venv engine  ## the test suite (unit, golden, external validators, compose
 	$(BIN)/pytest -q
 	$(NOX) -s validate
 	$(NOX) -s k8s
+	$(NOX) -s kind_node
 	$(NOX) -s e2e_compose
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations

@@ -8,6 +8,7 @@
     nox -s e2e_kind    the kind lane end to end (skipped, and says so, where kind is absent)
     nox -s testbin     build the test control plane from source (Go module proxy), cached
     nox -s k8s         kind manifests and the kind lane against that real control plane
+    nox -s kind_node   stage 2: an offline kind node image; kind create cluster; node Ready
 """
 
 from __future__ import annotations
@@ -83,3 +84,9 @@ def k8s(session: nox.Session) -> None:
     _install(session)
     session.run("bash", "testbin/build.sh", external=True)
     session.run("pytest", "-m", "k8s", "tests/k8s", *session.posargs)
+
+
+@nox.session(python=False)
+def kind_node(session: nox.Session) -> None:
+    """Offline kind node image: build it, create a cluster, require a Ready node."""
+    session.run("bash", "testbin/node-image/ci.sh", external=True)

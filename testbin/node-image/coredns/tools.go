@@ -1,0 +1,5 @@
+//go:build tools
+
+package coredns
+
+import _ "github.com/coredns/coredns"
