@@ -224,3 +224,17 @@ def test_with_a_foreign_kubeconfig_in_parity_place_nothing_connects(tmp_path, fo
         assert proc.returncode == 2, proc.stderr
         assert "refusing to use context 'prod-admin'" in proc.stderr
     assert count["n"] == 0
+
+
+def test_each_workload_waits_as_long_as_its_readiness_allows() -> None:
+    from parity import model
+    from parity.layers import Selection
+    from parity.lifecycle import UI
+    from parity.lifecycle.kind import KindLane
+
+    lane = KindLane(ROOT, model.load(ROOT, Selection("kind", 3)), UI(quiet=True), timeout=900)
+    assert lane.deadline_for("api") == 0 + 5 * 30 + 180          # period x threshold + start
+    assert lane.deadline_for("keycloak") == 0 + 5 * 60 + 180     # its threshold is 60
+    assert lane.deadline_for("bootstrap-artifacts") == 300       # the job's completion timeout
+    short = KindLane(ROOT, model.load(ROOT, Selection("kind", 3)), UI(quiet=True), timeout=100)
+    assert short.deadline_for("keycloak") == 100                 # never beyond --timeout

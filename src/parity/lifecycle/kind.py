@@ -529,8 +529,24 @@ class KindLane:
                 self.wait_workloads(name, workloads)
         return f"{total} objects in {len(self.waves())} groups"
 
+    def deadline_for(self, name: str) -> float:
+        """Seconds a workload may take: a job its completion timeout; a service the
+        time its readiness probe may fail (delay + period x threshold) plus time to
+        pull and start; never more than --timeout."""
+        svc = self.stack.services.get(name)
+        r = svc.readiness if svc else None
+        if r is None:
+            return self.timeout
+        if r.kind == "completion":
+            seconds = float(r.completion_timeout_seconds or self.timeout)
+        else:
+            seconds = r.initial_delay_seconds + r.period_seconds * r.failure_threshold + 180
+        return min(self.timeout, seconds)
+
     def wait_workloads(self, wave: str, workloads: list[dict]) -> None:
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadlines = {d["metadata"]["name"]: self.deadline_for(d["metadata"]["name"])
+                     for d in workloads}
         with self.ui.status(f"{wave}: waiting") as status:
             while True:
                 verdicts = {d["metadata"]["name"]: self.verdict(d["kind"], d["metadata"]["name"])
@@ -543,10 +559,12 @@ class KindLane:
                 pending = {n: v for n, v in verdicts.items() if not v.ready}
                 if not pending:
                     return
-                if time.monotonic() > deadline:
-                    raise CheckFailed(f"{wave}: not ready after {self.timeout:.0f} s: " +
-                                      "; ".join(f"{n}: {v.reason}" for n, v in pending.items()),
-                                      hint="inv status --mode kind")
+                elapsed = time.monotonic() - started
+                late = {n: v for n, v in pending.items() if elapsed > deadlines[n]}
+                if late:
+                    raise CheckFailed(f"{wave}: not ready in time: " + "; ".join(
+                        f"{n} (after {deadlines[n]:.0f} s): {v.reason or v.state}"
+                        for n, v in late.items()), hint="inv status --mode kind")
                 status.update(f"{wave}: waiting for " + ", ".join(
                     f"{n} ({v.reason or v.state})" for n, v in pending.items()))
                 time.sleep(2)
