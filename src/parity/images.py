@@ -420,17 +420,42 @@ def require_docker() -> None:
                                   hint=DOCKER_HINT)
 
 
-def local_image(name: str) -> LocalImage | None:
-    """The local image of that name, or None."""
-    r = subprocess.run(["docker", "image", "inspect", "--format",
-                        "{{json .Id}} {{json .Config.Labels}} {{json .Size}}", name],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    first, rest = r.stdout.strip().split(" ", 1)
+_INSPECT_FORMAT = "{{json .Id}} {{json .Config.Labels}} {{json .Size}}"
+
+
+def _parse_inspect_line(line: str) -> LocalImage:
+    first, rest = line.strip().split(" ", 1)
     labels_text, size_text = rest.rsplit(" ", 1)
     labels = json.loads(labels_text) or {}
     return LocalImage(json.loads(first), labels, int(json.loads(size_text)))
+
+
+def local_image(name: str) -> LocalImage | None:
+    """The local image of that name, or None."""
+    r = subprocess.run(["docker", "image", "inspect", "--format", _INSPECT_FORMAT, name],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    return _parse_inspect_line(r.stdout)
+
+
+def local_images(names: Iterable[str]) -> dict[str, LocalImage] | None:
+    """Every image of ``names`` in one docker call (one line each, in order), or None
+    when any is missing or the answer is not one line per name: callers then ask
+    image by image. One call instead of one per image is what keeps a repeated
+    ``inv up`` with every image up to date fast."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    r = subprocess.run(["docker", "image", "inspect", "--format", _INSPECT_FORMAT, *wanted],
+                       capture_output=True, text=True)
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    if r.returncode != 0 or len(lines) != len(wanted):
+        return None
+    try:
+        return {n: _parse_inspect_line(line) for n, line in zip(wanted, lines)}
+    except (ValueError, json.JSONDecodeError):
+        return None
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -477,8 +502,13 @@ def build(stack, root: Path, *, progress: Progress | None = None, force: bool = 
     results: list[ImageResult] = []
     stale: list[str] = []
     with _build_lock(root, say):
+        # every image and parent in one docker call; after a build the answer is
+        # stale (a parent's ID changed), so from then on each is asked for afresh
+        known = local_images([n for ib in builds for n in (*ib.parents, ib.image)])
         for ib in builds:
-            results.append(_build_one(ib, root, say, force, stale))
+            results.append(_build_one(ib, root, say, force, stale, known))
+            if results[-1].action != "skipped":
+                known = None
     # the images the rebuilt ones replaced are untagged now: drop them, children
     # first, unless something (a container, an image not built here) still uses them
     for image_id in reversed(stale):
@@ -505,15 +535,18 @@ def _build_lock(root: Path, say: Progress):
 
 
 def _build_one(ib: ImageBuild, root: Path, say: Progress, force: bool,
-               stale: list[str] | None = None) -> ImageResult:
+               stale: list[str] | None = None,
+               known: Mapping[str, LocalImage] | None = None) -> ImageResult:
+    """``known``: local images already looked up (all present), or None."""
     start = time.monotonic()
+    lookup = known.get if known is not None else local_image
     parent_ids = {}
     for p in ib.parents:
-        img = local_image(p)
+        img = lookup(p)
         if img is not None:
             parent_ids[p] = img.id
     digest = inputs_hash(ib, parent_ids)
-    have = local_image(ib.image)
+    have = lookup(ib.image)
     short = digest[:12]
     if have is None:
         reason = "not built yet"
@@ -890,4 +923,5 @@ def _rel(root: Path, p: Path) -> str:
 
 __all__ = ["Fetch", "ImageBuild", "ImageResult", "LABEL_HASH", "LABEL_MANAGED", "ParityError",
            "build", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes",
-           "inputs_hash", "local_image", "plan", "read_packages", "report", "tree_digest"]
+           "inputs_hash", "local_image", "local_images", "plan", "read_packages", "report",
+           "tree_digest"]

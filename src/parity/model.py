@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +164,16 @@ class Stack:
 
     def resolve(self, value: str) -> str:
         """Resolve reference templates in ``value`` for this mode."""
+        return templates.resolve(value, *self._ref_maps)
+
+    @cached_property
+    def _ref_maps(self) -> tuple[templates.Transport, dict, dict]:
+        """What references resolve against, built once per stack (rebuilding it for
+        every value made rendering and diffing quadratic in the number of services).
+        A Stack is immutable; ``dataclasses.replace`` makes a new one, with no cache."""
         ports = {s.name: {p.name: p.port for p in s.ports} for s in self.services.values()}
         routes = {r.name: (r.host, r.path) for r in self.routes().values()}
-        return templates.resolve(value, self.transport, ports, routes)
+        return self.transport, ports, routes
 
     def edge(self) -> Service | None:
         for s in self.services.values():
@@ -179,17 +187,33 @@ class Stack:
 
 
 def waves(deps: dict[str, list[str]]) -> list[list[str]]:
-    done: set[str] = set()
+    """Kahn's algorithm by levels, linear in services + edges (a dependency chain of
+    N services is N waves; rescanning every remaining service per wave was quadratic).
+    Dependencies outside ``deps`` are ignored; a cycle ends the list with every
+    service left (validation reports the cycle)."""
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {n: [] for n in deps}
+    for n, ds in deps.items():
+        inner = {d for d in ds if d in deps}
+        waiting[n] = len(inner)
+        for d in inner:
+            dependents[d].append(n)
     out: list[list[str]] = []
-    remaining = sorted(deps)
-    while remaining:
-        wave = [n for n in remaining if all(d in done or d not in deps for d in deps[n])]
-        if not wave:  # a cycle; validation reports it, here just stop
-            out.append(remaining)
-            break
+    wave = sorted(n for n, count in waiting.items() if count == 0)
+    placed = 0
+    while wave:
         out.append(wave)
-        done.update(wave)
-        remaining = [n for n in remaining if n not in done]
+        placed += len(wave)
+        nxt = []
+        for n in wave:
+            for m in dependents[n]:
+                waiting[m] -= 1
+                if waiting[m] == 0:
+                    nxt.append(m)
+        wave = sorted(nxt)
+    if placed < len(deps):  # a cycle; validation reports it, here just stop
+        done = {n for w in out for n in w}
+        out.append(sorted(n for n in deps if n not in done))
     return out
 
 
@@ -419,6 +443,7 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
         err(("services",), f"expected exactly one service with role: edge, found "
             f"{len(edges)}{' (' + ', '.join(edges) + ')' if edges else ''}",
             "mark the ingress/edge service with 'role: edge'")
+    route_owner = _route_owners(services)  # once: per reference it was quadratic
     for name, svc in services.items():
         base = ("services", name)
         sphase = svc.get("phase", 1)
@@ -513,12 +538,12 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
             if isinstance(value, dict):
                 _check_secret(value, secrets, epath, err)
             elif isinstance(value, str) and enabled:
-                _check_refs(value, epath, services, phase, err)
+                _check_refs(value, epath, services, phase, err, route_owner)
         for i, sf in enumerate(svc.get("secret_files") or []):
             _check_secret(sf, secrets, base + ("secret_files", ListKey(sf["name"])), err)
         for f in (svc.get("files") or []) if enabled else []:
             _check_refs(f["content"], base + ("files", ListKey(f["name"]), "content"),
-                        services, phase, err)
+                        services, phase, err, route_owner)
     for path in _cycles(services):
         err(("services", path[0], "depends_on"), "dependency cycle: " + " -> ".join(path),
             "break the cycle: one of these must not wait for the other")
@@ -536,13 +561,24 @@ def _check_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
             f"keys of {name}: {', '.join(sorted(keys))}")
 
 
-def _check_refs(value: str, path: tuple, services: dict, phase: int, err) -> None:
+def _route_owners(services: dict) -> dict[str, str]:
+    """route name -> the service that declares it (duplicates are reported elsewhere)."""
+    owners: dict[str, str] = {}
+    for n, s in services.items():
+        for r in s.get("routes") or []:
+            owners[r["name"]] = n
+    return owners
+
+
+def _check_refs(value: str, path: tuple, services: dict, phase: int, err,
+                routes: dict[str, str] | None = None) -> None:
     try:
         refs = templates.parse(value)
     except templates.TemplateError as exc:
         err(path, str(exc), "see docs/overlays.md#reference-templates")
         return
-    routes = {r["name"]: n for n, s in services.items() for r in s.get("routes") or []}
+    if routes is None:
+        routes = _route_owners(services)
     for ref in refs:
         if ref.kind == "stack":
             if ref.target not in templates.STACK_FIELDS:
