@@ -9,6 +9,7 @@
     nox -s testbin     build the test control plane from source (Go module proxy), cached
     nox -s k8s         kind manifests and the kind lane against that real control plane
     nox -s kind_node   stage 2: an offline kind node image; kind create cluster; node Ready
+    nox -s bench       benchmarks against kubectl kustomize and raw docker compose (reports only)
 """
 
 from __future__ import annotations
@@ -90,3 +91,10 @@ def k8s(session: nox.Session) -> None:
 def kind_node(session: nox.Session) -> None:
     """Offline kind node image: build it, create a cluster, require a Ready node."""
     session.run("bash", "testbin/node-image/ci.sh", external=True)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: render/diff vs kubectl kustomize, cold start, compose up (reports only)."""
+    _install(session)
+    session.run("python", "bench/bench.py", *session.posargs)
