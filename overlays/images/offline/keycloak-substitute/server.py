@@ -724,10 +724,12 @@ class Handler(BaseHTTPRequestHandler):
         if body is not None:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body or b"")))
+        # Log before the response leaves: a client that has its answer can rely on
+        # the line being in the log already (the log is a contract tests read).
+        self._log(status, note)
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
-        self._log(status, note)
 
     def _json(self, status: int, data, headers: dict[str, str] | None = None,
               note: str = "", no_store: bool = False) -> None:
