@@ -34,7 +34,7 @@ from parity import model
 from parity.errors import InputError
 from parity.layers import Selection
 from parity.model import SecretRef
-from parity.render import LABEL_MANAGED, RenderContext
+from parity.render import LABEL_MANAGED, RenderContext, render
 from parity.validators import (K8S_OLDEST, KIND_V1ALPHA4, GATEWAY_KINDS, _scalar_lines,
                                gateway_validate, k8s_validate, kind_config_problems)
 from parity.validators import newest_k8s as _newest_k8s
@@ -229,6 +229,26 @@ def test_kind_config_follows_the_edge_ports():
     assert redirect["spec"]["rules"][0]["filters"][0]["requestRedirect"]["port"] == 8443
 
 
+def test_a_moved_https_port_is_served_inside_the_cluster_too():
+    # Browser URLs (the OIDC issuer included) carry :8443, and pods reach them
+    # through the CoreDNS rewrite to the edge proxy: the Gateway must listen there.
+    st = model.load(ROOT, Selection("kind", 1, environ={"PARITY_HTTPS_PORT": "8443"})).stack
+    docs = list(yaml.safe_load_all(render_kind(st, RenderContext())["manifests.yaml"]))
+    gw = by_kind(docs, "Gateway")["edge"]
+    listeners = {x["name"]: x for x in gw["spec"]["listeners"]}
+    assert [(x["name"], x["port"]) for x in gw["spec"]["listeners"]] == [
+        ("http", 80), ("https", 443), ("https-host", 8443)]
+    assert listeners["https-host"]["tls"] == listeners["https"]["tls"]
+    assert listeners["https-host"]["hostname"] == listeners["https"]["hostname"]
+    for name, route in by_kind(docs, "HTTPRoute").items():
+        if name != "edge-https-redirect":
+            assert [p["sectionName"] for p in route["spec"]["parentRefs"]] == [
+                "https", "https-host"], name
+    # the default port: one https listener, no extra parent
+    plain = list(yaml.safe_load_all(render_kind(stack(1), RenderContext())["manifests.yaml"]))
+    assert len(by_kind(plain, "Gateway")["edge"]["spec"]["listeners"]) == 2
+
+
 # --------------------------------------------------------------------------- contract
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -362,6 +382,18 @@ def test_refuses_a_job_with_replicas():
     assert (err.path, err.message) == (
         "services.bootstrap-artifacts.replicas",
         "a job runs once; replicas 2 cannot be represented")
+
+
+def test_a_refusal_names_the_file_and_line_that_set_the_value(repo_copy):
+    (repo_copy / "overlays" / "local").mkdir()
+    (repo_copy / "overlays" / "local" / "mine.yaml").write_text(
+        "services:\n  bootstrap-artifacts:\n    replicas: 2\n", encoding="utf-8")
+    st = model.load(repo_copy, Selection("kind", 3)).stack
+    with pytest.raises(InputError) as info:
+        render(st, RenderContext())
+    assert info.value.render().splitlines()[0] == (
+        "overlays/local/mine.yaml:3: services.bootstrap-artifacts.replicas: a job runs "
+        "once; replicas 2 cannot be represented")
 
 
 def test_refuses_a_named_user():

@@ -7,6 +7,8 @@ validation -> :class:`Stack` for the chosen mode and phase.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -135,6 +137,19 @@ class Secret:
     description: str = ""
 
 
+class Origins:
+    """Locations in the merged tree, looked up by dotted model path."""
+
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: Map):
+        self.tree = tree
+
+    def where(self, path_text: str) -> str | None:
+        _, loc = locate(self.tree, parse_path(path_text))
+        return None if loc is None or loc is DEFAULT_LOC else str(loc)
+
+
 @dataclass(frozen=True)
 class Stack:
     """The model of one mode and phase: only the services enabled in that phase."""
@@ -153,6 +168,13 @@ class Stack:
     services: dict[str, Service]
     secrets: dict[str, Secret]
     layers: tuple[str, ...] = field(default=())
+    #: Where each model path was set (file:line), for errors found after loading,
+    #: e.g. by a renderer. Not part of the model: ignored by ==.
+    origins: "Origins | None" = field(default=None, compare=False, repr=False)
+
+    def where(self, path_text: str) -> str | None:
+        """``file:line`` of a dotted model path, or None when unknown."""
+        return self.origins.where(path_text) if self.origins else None
 
     @property
     def transport(self) -> templates.Transport:
@@ -436,6 +458,19 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
         err(("stack", "edge", "bind"), f"'{edge_bind}' is not a loopback address",
             "parity binds host ports to 127.0.0.1 only; remove the override")
 
+    edge = data.get("stack", {}).get("edge", {})
+    http_port, https_port = edge.get("http_port", 80), edge.get("https_port", 443)
+    if http_port == https_port:
+        err(("stack", "edge", "https_port"), f"http and https would both use host port "
+            f"{https_port}", "give them different ports, e.g. PARITY_HTTP_PORT=8080 "
+            "PARITY_HTTPS_PORT=8443")
+    elif https_port == 80:
+        # the edge serves plain http on 80 inside the network/cluster in both modes,
+        # and answers on the browser's https port there too
+        err(("stack", "edge", "https_port"), "https cannot use port 80: the edge serves "
+            "plain http on 80 inside the stack", "pick another port, e.g. "
+            "PARITY_HTTPS_PORT=8443")
+
     route_names: dict[str, tuple] = {}
     route_hosts: dict[tuple[str, str], tuple] = {}
     edges = [n for n, s in services.items() if s.get("role") == "edge"]
@@ -705,7 +740,8 @@ def load(root: Path, sel: Selection) -> Resolved:
         errors = validate_semantics(tree, sel.phase, order)
     if errors:
         raise InputErrors(errors)
-    stack = _build_stack(to_plain(tree), sel, layers)
+    stack = dataclasses.replace(_build_stack(to_plain(tree), sel, layers),
+                                origins=Origins(tree))
     return Resolved(tree, stack, layers, sel)
 
 

@@ -44,14 +44,26 @@ def default_out(root: Path, mode: str, phase: int) -> Path:
 
 
 def render(stack, ctx: RenderContext) -> dict[str, str]:
-    """Dispatch on ``stack.mode``."""
-    if stack.mode == "compose":
-        from .compose import render_compose
+    """Dispatch on ``stack.mode``; a refusal names the ``file:line`` that set the
+    refused value (renderers know model paths, the stack knows where they came from)."""
+    from ..errors import InputError, InputErrors
 
-        return render_compose(stack, ctx)
-    from .kind import render_kind
+    try:
+        if stack.mode == "compose":
+            from .compose import render_compose
 
-    return render_kind(stack, ctx)
+            return render_compose(stack, ctx)
+        from .kind import render_kind
+
+        return render_kind(stack, ctx)
+    except InputError as exc:
+        for err in getattr(exc, "errors", None) or [exc]:
+            if err.path and not err.where:
+                err.where = stack.where(err.path)
+        if isinstance(exc, InputErrors):
+            raise InputErrors(exc.errors) from None
+        raise InputError(exc.message, where=exc.where, path=exc.path, hint=exc.hint,
+                         layers=exc.layers) from None
 
 
 def write(files: dict[str, str], out: Path) -> list[str]:

@@ -95,6 +95,8 @@ GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 #: Node ports of the edge controller's proxy Service (see the module docstring).
 EDGE_NODEPORT_HTTP = 30080
 EDGE_NODEPORT_HTTPS = 30443
+#: The Gateway listener on a moved browser https port (``PARITY_HTTPS_PORT``).
+HTTPS_HOST_LISTENER = "https-host"
 #: The in-cluster name of the edge proxy. The driver installs Envoy Gateway and
 #: configures its EnvoyProxy so the proxy Service gets exactly this name.
 EDGE_PROXY_SERVICE = "parity-edge.envoy-gateway-system.svc.cluster.local"
@@ -349,16 +351,24 @@ class _Renderer:
         def same_ns() -> dict:  # a fresh dict each time: a shared one dumps as a YAML alias
             return {"namespaces": {"from": "Same"}}
 
+        def https(name: str, port: int) -> dict:
+            return {"name": name, "protocol": "HTTPS", "port": port,
+                    "hostname": f"*.{st.domain}",
+                    "tls": {"mode": "Terminate", "certificateRefs": [
+                        {"kind": "Secret", "name": EDGE_TLS_SECRET}]},
+                    "allowedRoutes": same_ns()}
+
+        listeners = [{"name": "http", "protocol": "HTTP", "port": 80,
+                      "allowedRoutes": same_ns()}, https("https", 443)]
+        # A moved https port is part of every browser URL (the OIDC issuer
+        # included), and pods reach those URLs through the CoreDNS rewrite: the
+        # Gateway must answer on that port inside the cluster too, as the compose
+        # edge does inside its network.
+        if st.https_port != 443:  # never 80: the model refuses that
+            listeners.append(https(HTTPS_HOST_LISTENER, st.https_port))
         gw = {"apiVersion": GATEWAY_API_VERSION, "kind": "Gateway",
               "metadata": self.meta(GATEWAY_NAME, edge.phase, edge.name),
-              "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": [
-                  {"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": same_ns()},
-                  {"name": "https", "protocol": "HTTPS", "port": 443,
-                   "hostname": f"*.{st.domain}",
-                   "tls": {"mode": "Terminate", "certificateRefs": [
-                       {"kind": "Secret", "name": EDGE_TLS_SECRET}]},
-                   "allowedRoutes": same_ns()},
-              ]}}
+              "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": listeners}}
         # The browser-facing https port is the host port, not the listener's 443.
         redirect = {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute",
                     "metadata": self.meta(REDIRECT_ROUTE, edge.phase, edge.name),
@@ -619,11 +629,16 @@ class _Renderer:
 
     # ---------------------------------------------------------------- routes
 
+    def https_sections(self) -> list[str]:
+        """The Gateway listeners a route attaches to: 443, and the moved browser port."""
+        return ["https"] if self.stack.https_port == 443 else ["https", HTTPS_HOST_LISTENER]
+
     def http_route(self, svc: Service, route) -> dict:
         return {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute",
                 "metadata": self.meta(route.name, svc.phase, svc.name),
                 "spec": {
-                    "parentRefs": [{"name": GATEWAY_NAME, "sectionName": "https"}],
+                    "parentRefs": [{"name": GATEWAY_NAME, "sectionName": section}
+                                   for section in self.https_sections()],
                     "hostnames": [f"{route.host}.{self.stack.domain}"],
                     "rules": [{
                         "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
