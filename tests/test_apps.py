@@ -1154,3 +1154,21 @@ def test_web_serves_page_runtime_config_and_health():
         assert proc.stop() == 0
     finally:
         proc.cleanup()
+
+
+@pytest.mark.parametrize("app, missing", [
+    ("web", "API_URL, OIDC_ISSUER_URL, OIDC_CLIENT_ID"),
+    ("api", None),
+])
+def test_an_app_without_its_env_contract_refuses_to_start(app, missing):
+    # deps.run_server: exit 2 and name every missing key, before listening
+    proc = run_app(app, ["--host", "127.0.0.1", "--port", str(free_port())], base_env(),
+                   name=f"{app}-no-env")
+    try:
+        assert proc.wait(15) == 2
+        line = [x for x in proc.output().splitlines() if "missing required env" in x]
+        assert line, proc.output()
+        if missing:
+            assert line[0].endswith(f"missing required env: {missing}")
+    finally:
+        proc.cleanup()

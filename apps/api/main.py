@@ -30,7 +30,6 @@ Usage: python3 main.py [--host 0.0.0.0] [--port 8080]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -325,26 +324,15 @@ class Api(deps.JsonHandler):
                              "published_at": published.isoformat() if published else None})
 
 
-def main(argv=None) -> int:
+def _start() -> None:
     global VERIFIER
-    ap = argparse.ArgumentParser(description="parity reference API")
-    ap.add_argument("--host", default="0.0.0.0")
-    ap.add_argument("--port", type=int, default=8080)
-    args = ap.parse_args(argv)
-
-    missing = [k for k in REQUIRED_ENV if not os.environ.get(k)]
-    if missing:
-        log.error("missing required env: %s", ", ".join(missing))
-        return 2
     VERIFIER = OidcVerifier(os.environ["OIDC_ISSUER_URL"], os.environ["OIDC_AUDIENCE"],
                             os.environ.get("SSL_CERT_FILE"))
-    deps.install_signal_handlers(log)
-    httpd = deps.serve(Api, args.host, args.port, log)
     threading.Thread(target=SCHEMA.apply_with_retry, name="schema", daemon=True).start()
-    while not deps.STOP.wait(1):
-        pass
-    httpd.shutdown()
-    return 0
+
+
+def main(argv=None) -> int:
+    return deps.run_server(Api, "parity reference API", REQUIRED_ENV, log, argv, _start)
 
 
 if __name__ == "__main__":

@@ -746,3 +746,28 @@ def install_signal_handlers(logger: logging.Logger) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def run_server(handler_cls, description: str, required_env, logger: logging.Logger,
+               argv=None, on_start=None) -> int:
+    """The whole life of an HTTP app: ``--host/--port``, refuse to start (exit 2)
+    without its required env, serve until SIGTERM/SIGINT. ``on_start()`` runs
+    before serving (e.g. to build clients from the env)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--host", default="0.0.0.0")
+    ap.add_argument("--port", type=int, default=8080)
+    args = ap.parse_args(argv)
+    missing = [k for k in required_env if not os.environ.get(k)]
+    if missing:
+        logger.error("missing required env: %s", ", ".join(missing))
+        return 2
+    if on_start is not None:
+        on_start()
+    install_signal_handlers(logger)
+    httpd = serve(handler_cls, args.host, args.port, logger)
+    while not STOP.wait(1):
+        pass
+    httpd.shutdown()
+    return 0

@@ -18,7 +18,6 @@ Usage: python3 main.py [--host 0.0.0.0] [--port 8080]
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import sys
@@ -88,20 +87,7 @@ class Web(deps.JsonHandler):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="parity reference web app")
-    ap.add_argument("--host", default="0.0.0.0")
-    ap.add_argument("--port", type=int, default=8080)
-    args = ap.parse_args(argv)
-    missing = [k for k in REQUIRED_ENV if not os.environ.get(k)]
-    if missing:
-        log.error("missing required env: %s", ", ".join(missing))
-        return 2
-    deps.install_signal_handlers(log)
-    httpd = deps.serve(Web, args.host, args.port, log)
-    while not deps.STOP.wait(1):
-        pass
-    httpd.shutdown()
-    return 0
+    return deps.run_server(Web, "parity reference web app", REQUIRED_ENV, log, argv)
 
 
 if __name__ == "__main__":
