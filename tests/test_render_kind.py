@@ -315,6 +315,17 @@ def test_coredns_rewrites_the_domain_to_the_edge():
     assert not re.match(regex, "auth.dev.example.test.parity.svc.cluster.local.")
 
 
+def test_the_adopted_corefile_is_kubeadms_plus_one_rewrite_line():
+    # parity takes over kind's CoreDNS ConfigMap: everything kubeadm put there must stay
+    kubeadm = (ROOT / "tests" / "k8s" / "fakes" / "kubeadm-corefile").read_text(
+        encoding="utf-8")
+    corefile = by_kind(docs_of(1), "ConfigMap")["coredns"]["data"]["Corefile"]
+    lines = corefile.splitlines(keepends=True)
+    assert [x.strip().split()[0] for x in lines if x not in kubeadm.splitlines(True)] == [
+        "rewrite"]
+    assert "".join(x for x in lines if not x.lstrip().startswith("rewrite ")) == kubeadm
+
+
 def test_ingress_routing():
     st = dataclasses.replace(stack(3), routing="ingress")
     docs = manifest_docs(st)

@@ -45,30 +45,8 @@ NAMESPACE = "parity"
 READY_TIMEOUT_S = 180
 
 # kubeadm's Corefile (what kind's CoreDNS ConfigMap holds before parity adopts it).
-KUBEADM_COREFILE = """.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-"""
+KUBEADM_COREFILE = (Path(__file__).parent / "fakes" / "kubeadm-corefile").read_text(
+    encoding="utf-8")
 
 
 def manifests(phase: int) -> str:

@@ -43,30 +43,9 @@ VERSION = "kind v0.24.0 go1.22 linux/amd64"
 LABEL = "parity.dev/managed=true"
 NAMESPACE = "parity"
 
-KUBEADM_COREFILE = """.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-"""
+# kubeadm's default Corefile, copied from kubeadm (an oracle kept apart from
+# src/parity/render/kind.py on purpose); test_control_plane.py reads it too.
+KUBEADM_COREFILE = (Path(__file__).parent / "kubeadm-corefile").read_text(encoding="utf-8")
 
 COREDNS_DEPLOYMENT = {
     "apiVersion": "apps/v1", "kind": "Deployment",
