@@ -87,6 +87,19 @@ def test_compose_lane_end_to_end(unrelated) -> None:
     again = inv("up", "--phase", "3")
     assert "0 containers created or recreated" in again.stderr, again.stderr
 
+    # switching the image profile on live data is refused before anything changes
+    before = sorted(docker("ps", "-aq", "--no-trunc", "--filter",
+                           "label=parity.dev/stack=parity").split())
+    switch = inv("up", "--phase", "3", "--profile", "default", check=False)
+    assert switch.returncode == 2, switch.stderr
+    assert ("base/services/postgres.yaml:6: services.postgres.image: the data in volume "
+            "parity_postgres-data was written by parity-offline/postgres:15-bookworm; this up "
+            "would start postgres:16.4-bookworm on it (another image repository)"
+            in switch.stderr), switch.stderr
+    assert "inv reset --phase 3 --profile default" in switch.stderr
+    assert sorted(docker("ps", "-aq", "--no-trunc", "--filter",
+                         "label=parity.dev/stack=parity").split()) == before
+
     status = json.loads(inv("status", "--phase", "3", "--json").stdout)
     assert status["ready"] is True
     assert len(status["services"]) == 14

@@ -315,8 +315,8 @@ class World:
         return self.state / "kind" / "kubeconfig"
 
     def lane(self, phase: int = 1, *, recreate: bool = False, environ: dict | None = None,
-             timeout: float = LANE_TIMEOUT) -> KindLane:
-        sel = Selection("kind", phase, profile="default", environ={**self.ports, **(environ or {})})
+             timeout: float = LANE_TIMEOUT, profile: str = "default") -> KindLane:
+        sel = Selection("kind", phase, profile=profile, environ={**self.ports, **(environ or {})})
         return KindLane(self.root, load(self.root, sel), UI(quiet=True), timeout=timeout,
                         recreate=recreate)
 
@@ -700,6 +700,32 @@ def test_up_phase3_then_phase1_prunes_what_is_no_longer_rendered(world: World):
 
 
 # --------------------------------------------------------------------------- 4. drifted config
+
+def test_another_profile_on_existing_data_is_refused_before_anything_changes(world: World):
+    # default pins postgres:16.4 and redis:7.4.1; offline builds Debian's 15 and 7.0,
+    # which cannot open those data files. The observed StatefulSets are the record.
+    cp = world.cp
+    world.up(1)
+    sts_before = {n: cp.get(path_of("StatefulSet", n, NAMESPACE))["metadata"]["resourceVersion"]
+                  for n in ("postgres", "redis")}
+    calls_before = len(world.calls())
+    with pytest.raises(InputError) as exc:
+        world.lane(1, profile="offline").up()
+    assert exc.value.exit_code == 2
+    lines = exc.value.render().splitlines()
+    assert lines[0] == "2 problems found:"
+    assert lines[1] == (
+        "overlays/images/offline.yaml:22: services.postgres.image: the data in the PVCs of "
+        "StatefulSet postgres was written by postgres:16.4-bookworm; this up would start "
+        "parity-offline/postgres:15-bookworm on it (another image repository), which cannot "
+        "be assumed to read it")
+    assert "services.redis.image: the data in the PVCs of StatefulSet redis" in lines[3]
+    assert "inv reset --mode kind --phase 1 --profile offline" in exc.value.render()
+    assert not [c for c in world.calls()[calls_before:] if c[0] in ("create", "delete", "load")]
+    for name, version in sts_before.items():
+        assert cp.get(path_of("StatefulSet", name, NAMESPACE))["metadata"][
+            "resourceVersion"] == version
+
 
 def test_drifted_kind_config_is_refused_unless_recreate(world: World):
     cp = world.cp

@@ -60,6 +60,7 @@ class ComposeLane:
         docker.engine_ok()
         version = docker.compose_version()
         self.check_ports()
+        self.check_data()
         root_dir = docker.run(["docker", "info", "--format", "{{.DockerRootDir}}"],
                               timeout=20).stdout.strip() or "/"
         try:
@@ -72,6 +73,24 @@ class ComposeLane:
                 hint="free space: docker system prune (removes unused images of all projects; "
                      "check first) or enlarge the disk")
         return f"Compose {'.'.join(map(str, version))}, {free / 1024**3:.0f} GiB free"
+
+    def check_data(self) -> None:
+        """Refuse to start an image on a volume an incompatible image wrote (see
+        :mod:`parity.datacompat`); the containers that ran are the record."""
+        from ..datacompat import Written, check
+        from ..render import LABEL_SERVICE
+
+        ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
+        written = []
+        for row in docker.labelled("container", ours):
+            name = _label(row.get("Labels", ""), LABEL_SERVICE)
+            svc = self.stack.services.get(name)
+            if svc is None or not svc.storage:
+                continue
+            volumes = ", ".join(f"{self.project}_{name}-{s.name}" for s in svc.storage)
+            written.append(Written(name, f"volume {volumes}", row.get("Image", "")))
+        check(written, self.stack, f"inv reset --phase {self.stack.phase} --profile "
+                                   f"{self.stack.profile}")
 
     def check_ports(self) -> None:
         for port, var in ((self.stack.http_port, "PARITY_HTTP_PORT"),

@@ -78,6 +78,8 @@ class Observed:
     edge_ready: bool = False
     node_images: dict[str, str] = field(default_factory=dict)   # name -> image ID
     local_images: dict[str, str] = field(default_factory=dict)  # name -> image ID
+    #: stateful service -> the image its existing StatefulSet runs (wrote its PVCs)
+    data_images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,7 @@ class KindLane:
             obs.applied_config = ((cm or {}).get("data") or {}).get("kind-config.yaml")
             obs.edge_ready = self._edge_ready()
             obs.node_images = self.node_images()
+            obs.data_images = self.data_images()
         elif obs.cluster_exists:
             self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=60)
@@ -288,6 +291,20 @@ class KindLane:
         self.observed = obs
         return ("cluster exists" if obs.cluster_exists else "no cluster") + (
             ", edge ready" if obs.edge_ready else "")
+
+    def data_images(self) -> dict[str, str]:
+        out = {}
+        for svc in self.stack.services.values():
+            if svc.workload != "stateful" or not svc.storage:
+                continue
+            sts = self.kube.get("apps/v1", "StatefulSet", svc.name, self.stack.namespace)
+            containers = (((sts or {}).get("spec") or {}).get("template") or {}).get(
+                "spec", {}).get("containers") or []
+            image = next((c.get("image") for c in containers if c.get("name") == svc.name),
+                         None)
+            if image:
+                out[svc.name] = image
+        return out
 
     def built_images(self) -> list[str]:
         return sorted({s.image for s in self.stack.services.values()
@@ -319,6 +336,13 @@ class KindLane:
     def make_plan(self) -> str:
         self.actions = plan(self.observed, self.files["kind-config.yaml"],
                             self.built_images(), self.recreate, self.cluster)
+        if self._action("cluster") == "keep":  # a new cluster starts without data
+            from ..datacompat import Written, check
+
+            check([Written(name, f"the PVCs of StatefulSet {name}", image)
+                   for name, image in sorted(self.observed.data_images.items())],
+                  self.stack, f"inv reset --mode kind --phase {self.stack.phase} "
+                              f"--profile {self.stack.profile}")
         for a in self.actions:
             self.ui.line(f"    {a.step:<8} {a.action:<9} {a.detail}")
         changes = [a for a in self.actions if a.action not in ("keep", "skip")]
