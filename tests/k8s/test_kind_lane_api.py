@@ -381,8 +381,8 @@ def world(control_plane: ControlPlane, tmp_path_factory) -> World:
     mp.setenv("HOME", str(home))
     mp.setenv("KUBECONFIG", str(foreign_cfg))
     mp.setattr(parity_images, "build", lambda *a, **k: [])
-    mp.setattr(KindLane, "local_images",
-               lambda self: {i: IMAGE_IDS[i] for i in self.built_images()})
+    mp.setattr(KindLane, "local_images",  # the offline profile's images: not built here
+               lambda self: {i: IMAGE_IDS[i] for i in self.built_images() if i in IMAGE_IDS})
     fresh_cluster(cp)
     w = World(cp, root, fake_state, foreign, foreign_cfg,
               {"PARITY_HTTP_PORT": str(http), "PARITY_HTTPS_PORT": str(https)})
