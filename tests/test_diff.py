@@ -194,3 +194,92 @@ def test_secret_data_is_masked_at_the_rendered_level(tmp_path: Path) -> None:
     docs = identities({"manifests.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n"
                                          "  name: s\n  namespace: n\ndata:\n  k: c2VjcmV0\n"})
     assert docs["v1/Secret/n/s"]["data"] == {"k": "********"}
+
+
+# --------------------------------------------------------------------------- accepted
+
+def accept(root: Path, entries: str) -> None:
+    policy = root / "base" / "parity-policy.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + "accepted:\n" + entries,
+                      encoding="utf-8")
+
+
+ACCEPT_ENTRY = ("  - id: kind-db-name\n"
+                "    path: services.api.env.DATABASE_NAME\n"
+                "    reason: the shared cluster's database is named platform_kind until PLAT-42\n"
+                "    until: {until}\n")
+
+
+def test_an_accepted_contract_difference_passes_and_is_shown(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, CONTRACT_CASES["env-literal-changed"][0])
+    accept(repo_copy, ACCEPT_ENTRY.format(until="2099-12-31"))
+    data, code = run_diff(repo_copy)
+    assert code == 0
+    assert data["contract_differences"] == 0 and data["counts"]["accepted"] == 1
+    [d] = [d for d in data["differences"] if d["class"] == "contract"]
+    assert d["accepted"] == {"id": "kind-db-name", "until": "2099-12-31", "reason":
+                             "the shared cluster's database is named platform_kind until "
+                             "PLAT-42"}
+    text, code = cli.diff(repo_copy, "compose", "kind", 1)
+    assert code == 0
+    assert "(0 contract, 1 accepted, " in text.splitlines()[0]
+    assert ("ACCEPTED CONTRACT (allowed until the date shown)\n"
+            "  services.api.env.DATABASE_NAME\n"
+            "      platform  ->  platform_kind\n"
+            "      rule: (none) — no rule covers it (contract by default)\n"
+            "      accepted: kind-db-name until 2099-12-31 — the shared cluster's database is "
+            "named platform_kind until PLAT-42") in text
+    assert "CONTRACT (not allowed" not in text
+
+
+def test_an_expired_acceptance_fails_again_and_says_so(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, CONTRACT_CASES["env-literal-changed"][0])
+    accept(repo_copy, ACCEPT_ENTRY.format(until="2020-01-31"))
+    text, code = cli.diff(repo_copy, "compose", "kind", 1)
+    assert code == 1
+    assert ("CONTRACT (not allowed between modes)\n  services.api.env.DATABASE_NAME\n"
+            in text)
+    line = [x for x in text.splitlines() if "expired" in x][0]
+    assert line.startswith("      accepted: kind-db-name expired on 2020-01-31 "
+                           "(base/parity-policy.yaml:")
+    assert line.endswith("): fix the drift, or renew the date in review")
+
+
+def test_an_acceptance_covers_only_contract_and_unused_ones_are_listed(repo_copy: Path) -> None:
+    # the default stack has no contract drift: the acceptance matches nothing
+    accept(repo_copy, ACCEPT_ENTRY.format(until="2099-12-31")
+           + "  - id: all-env\n    path: services.*.env.*\n    reason: r\n"
+             "    until: 2099-12-31\n")
+    data, code = run_diff(repo_copy)
+    assert code == 0 and data["unused_acceptances"] == ["kind-db-name", "all-env"]
+    assert all("accepted" not in d for d in data["differences"])  # transport stays transport
+    text, _ = cli.diff(repo_copy, "compose", "kind", 1)
+    assert "ACCEPTED, BUT MATCHED NOTHING HERE (remove them once the drift is fixed)\n" \
+           "  kind-db-name: services.api.env.DATABASE_NAME (base/parity-policy.yaml:" in text
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("  - id: a\n    path: stack.name\n    reason: r\n",
+     "base/parity-policy.yaml:{line}: accepted[0]: missing required key 'until'\n"
+     "  next: an accepted difference needs an id, a path, the reason and the date it ends "
+     "(until: YYYY-MM-DD)"),
+    ("  - id: a\n    path: stack.name\n    reason: r\n    until: next week\n",
+     "base/parity-policy.yaml:{line+3}: accepted[0].until: until 'next week' is not a date\n"
+     "  next: write the last day it holds as YYYY-MM-DD"),
+    ("  - id: a\n    path: stack.name\n    reason: r\n    until: 2099-01-01\n    ticket: X\n",
+     "base/parity-policy.yaml:{line+4}: accepted[0]: unknown key 'ticket'\n"
+     "  next: keys of an accepted difference: id, path, reason, until, level"),
+    ("  - id: replicas\n    path: stack.name\n    reason: r\n    until: 2099-01-01\n",
+     "base/parity-policy.yaml:{line}: accepted[0].id: duplicate id 'replicas' (rules and "
+     "accepted differences share one set of ids)"),
+])
+def test_accepted_entries_are_checked_with_file_and_line(repo_copy: Path, entry: str,
+                                                         message: str) -> None:
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    line = len(policy.read_text(encoding="utf-8").splitlines()) + 2
+    accept(repo_copy, entry)
+    with pytest.raises(InputError) as exc:
+        cli.diff(repo_copy, "compose", "kind", 1)
+    expected = message.replace("{line+3}", str(line + 3)).replace(
+        "{line+4}", str(line + 4)).replace("{line}", str(line))
+    assert exc.value.render() == expected

@@ -63,6 +63,18 @@ def test_contract_drift_fails_the_lane(repo_copy: Path) -> None:
                                    for p in (1, 2, 3)}
 
 
+def test_accepted_drift_passes_the_lane_and_is_counted(repo_copy: Path) -> None:
+    (repo_copy / "overlays/modes/kind.yaml").write_text(
+        "services:\n  api:\n    env:\n      DATABASE_NAME: other\n")
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    policy.write_text(policy.read_text() + "accepted:\n  - id: db-name\n    path: "
+                      "services.api.env.DATABASE_NAME\n    reason: r\n    until: 2099-01-01\n")
+    rows, _ = offline.run(repo_copy, environ={})
+    diffs = [r for r in rows if r.check == "parity diff (no contract drift)"]
+    assert all(r.ok for r in diffs) and len(diffs) == 3
+    assert all(r.detail.endswith(", 1 accepted") for r in diffs)
+
+
 @pytest.mark.parametrize("case,check", [
     ("unknown-field", "kubernetes-validate --strict 1.31.0"),
     ("bad-httproute", "Gateway API v1.2.1 CRD schemas"),

@@ -23,6 +23,12 @@ def test_yaml_1_2_scalars_no_norway_problem() -> None:
     assert values == {"a": "no", "b": 15, "c": 1.5, "d": None, "e": "5"}
 
 
+def test_a_date_stays_the_text_written_and_round_trips_as_a_string() -> None:
+    tree = parse_text("built: 2027-01-31\n", "f.yaml", "base")
+    assert tree.entries["built"].value == "2027-01-31"
+    assert dump_all([{"built": "2027-01-31"}]) == "---\nbuilt: '2027-01-31'\n"
+
+
 def test_merge_keys_are_refused() -> None:
     with pytest.raises(InputError, match=r"merge keys \('<<'\) are not supported"):
         parse_text("a: &x {b: 1}\nc:\n  <<: *x\n", "f.yaml", "base")

@@ -97,7 +97,10 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
         raise InputError(f"unknown level '{level}'", hint="use --level model or rendered")
     if fmt not in ("text", "json"):
         raise InputError(f"unknown format '{fmt}'", hint="use --format text or json")
-    rules = d.load_policy(root)
+    import datetime
+
+    policy = d.load_policy(root)
+    rules = policy.rules
     mode_a, phase_a = parse_side(side_from, phase)
     mode_b, phase_b = parse_side(side_to, phase)
     sel_a = selection(mode_a, phase_a, profile, sets)
@@ -125,7 +128,11 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
     else:
         diffs = d.model_diff(root, sel_a, sel_b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
-    text = d.format_json(diffs, title) if fmt == "json" else d.format_text(diffs, title)
+    diffs, unused = policy.accept(diffs, datetime.date.today(),
+                                  "rendered" if against is not None or level == "rendered"
+                                  else "model")
+    text = d.format_json(diffs, title, unused) if fmt == "json" \
+        else d.format_text(diffs, title, unused)
     return text, 1 if d.summary(diffs)["contract"] else 0
 
 

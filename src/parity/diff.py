@@ -19,7 +19,8 @@ and rendered ``Secret`` data is masked before comparison.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,47 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Acceptance:
+    """A known contract difference the team accepts until a date, with a reason:
+    shown on every diff, never silent, and failing again once it expires."""
+
+    id: str
+    path: str
+    reason: str
+    until: date
+    level: str = "model"
+    where: str = ""
+
+    def matches(self, path: str, level: str) -> bool:
+        return level == self.level and _pattern(self.path).fullmatch(path) is not None
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "until": self.until.isoformat(), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: list[Rule]
+    accepted: list[Acceptance] = field(default_factory=list)
+
+    def accept(self, diffs: list["Difference"], today: date,
+               level: str = "model") -> tuple[list["Difference"], list[Acceptance]]:
+        """Mark the contract differences an acceptance covers; return them and the
+        acceptances that matched nothing (shown, so stale ones get removed)."""
+        used: set[str] = set()
+        out = []
+        for d in diffs:
+            if d.cls == "contract":
+                hit = next((a for a in self.accepted if a.matches(d.path, level)), None)
+                if hit is not None:
+                    used.add(hit.id)
+                    d = replace(d, accepted=hit) if today <= hit.until \
+                        else replace(d, expired=hit)
+            out.append(d)
+        return out, [a for a in self.accepted if a.id not in used]
+
+
+@dataclass(frozen=True)
 class Difference:
     path: str
     from_value: Any
@@ -54,12 +96,22 @@ class Difference:
     cls: str
     rule: str
     reason: str
+    #: the acceptance that lets this contract difference pass, while it lasts
+    accepted: "Acceptance | None" = None
+    #: an acceptance that matched but has expired (the difference fails again)
+    expired: "Acceptance | None" = None
+
+    @property
+    def failing(self) -> bool:
+        return self.cls == "contract" and self.accepted is None
 
     def as_json(self) -> dict:
-        d = asdict(self)
-        d["from"] = d.pop("from_value")
-        d["to"] = d.pop("to_value")
-        d["class"] = d.pop("cls")
+        d = {"path": self.path, "from": self.from_value, "to": self.to_value,
+             "class": self.cls, "rule": self.rule, "reason": self.reason}
+        if self.accepted is not None:
+            d["accepted"] = self.accepted.as_json()
+        if self.expired is not None:
+            d["expired_acceptance"] = self.expired.as_json()
         return d
 
 
@@ -106,10 +158,11 @@ def load_policy(root: Path) -> list[Rule]:
                          hint="restore base/parity-policy.yaml from git")
     tree = load_file(path, rel, "policy")
     rules_node = tree.entries.get("rules")
-    if set(tree.entries) - {"rules"}:
-        key = sorted(set(tree.entries) - {"rules"})[0]
-        raise InputError(f"unknown key '{key}'{did_you_mean(key, ['rules'])}",
-                         where=str(tree.keylocs[key]), hint="the policy has one key: rules")
+    if set(tree.entries) - {"rules", "accepted"}:
+        key = sorted(set(tree.entries) - {"rules", "accepted"})[0]
+        raise InputError(f"unknown key '{key}'{did_you_mean(key, ['rules', 'accepted'])}",
+                         where=str(tree.keylocs[key]),
+                         hint="the policy has two keys: rules and accepted")
     if not isinstance(rules_node, Seq):
         raise InputError("'rules' must be a list", where=str(tree.loc))
     rules: list[Rule] = []
@@ -144,7 +197,59 @@ def load_policy(root: Path) -> list[Rule]:
         seen.add(data["id"])
         rules.append(Rule(data["id"], data["path"], data["class"], data["reason"],
                           data.get("when"), data.get("level", "model"), where))
-    return rules
+    return Policy(rules, _load_accepted(tree.entries.get("accepted"), seen))
+
+
+_ACCEPT_KEYS = ("id", "path", "reason", "until", "level")
+
+
+def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
+    if node is None:
+        return []
+    if not isinstance(node, Seq):
+        raise InputError("'accepted' must be a list", where=str(node.loc), path="accepted")
+    out: list[Acceptance] = []
+    for i, item in enumerate(node.items):
+        where, base = str(item.loc), f"accepted[{i}]"
+        if not isinstance(item, Map):
+            raise InputError("each accepted difference is a mapping", where=where, path=base)
+        data: dict[str, Any] = {}
+        for k, v in item.entries.items():
+            if k not in _ACCEPT_KEYS:
+                raise InputError(f"unknown key '{k}'{did_you_mean(k, _ACCEPT_KEYS)}",
+                                 where=str(item.keylocs[k]), path=base,
+                                 hint=f"keys of an accepted difference: "
+                                      f"{', '.join(_ACCEPT_KEYS)}")
+            data[k] = v.value if isinstance(v, Scalar) else v
+        for k in ("id", "path", "reason", "until"):
+            if k not in data:
+                raise InputError(f"missing required key '{k}'", where=where, path=base,
+                                 hint="an accepted difference needs an id, a path, the "
+                                      "reason and the date it ends (until: YYYY-MM-DD)")
+        for k in ("id", "path", "reason", "level"):
+            if k in data and not isinstance(data[k], str):
+                raise InputError(f"'{k}' must be a string", where=str(item.entries[k].loc),
+                                 path=f"{base}.{k}")
+        until = data["until"]
+        if isinstance(until, str):
+            try:
+                until = date.fromisoformat(until)
+            except ValueError:
+                until = None
+        if not isinstance(until, date):
+            raise InputError(f"until '{data['until']}' is not a date",
+                             where=str(item.entries["until"].loc), path=f"{base}.until",
+                             hint="write the last day it holds as YYYY-MM-DD")
+        if data.get("level", "model") not in ("model", "rendered"):
+            raise InputError(f"level '{data['level']}' is not one of model, rendered",
+                             where=str(item.entries["level"].loc), path=f"{base}.level")
+        if data["id"] in seen:
+            raise InputError(f"duplicate id '{data['id']}' (rules and accepted differences "
+                             "share one set of ids)", where=where, path=f"{base}.id")
+        seen.add(data["id"])
+        out.append(Acceptance(data["id"], data["path"], data["reason"], until,
+                              data.get("level", "model"), where))
+    return out
 
 
 def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> tuple[str, str, str]:
@@ -273,7 +378,7 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
 def model_diff(root: Path, sel_a, sel_b, rules: list[Rule] | None = None) -> list[Difference]:
     from . import model
 
-    rules = load_policy(root) if rules is None else rules
+    rules = load_policy(root).rules if rules is None else rules
     a = model.load(root, sel_a)
     b = model.load(root, sel_b)
     va, raw_a = model_view(a)
@@ -348,7 +453,10 @@ def read_dir(directory: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- output
 
 def summary(diffs: list[Difference]) -> dict[str, int]:
-    return {c: sum(1 for d in diffs if d.cls == c) for c in CLASSES}
+    """Counts by class; ``contract`` counts only what fails (not accepted)."""
+    out = {c: sum(1 for d in diffs if d.cls == c and d.accepted is None) for c in CLASSES}
+    out["accepted"] = sum(1 for d in diffs if d.accepted is not None)
+    return out
 
 
 def _show(v: Any) -> str:
@@ -358,28 +466,47 @@ def _show(v: Any) -> str:
     return s if len(s) <= 70 else s[:67] + "..."
 
 
-def format_text(diffs: list[Difference], title: str) -> str:
+def format_text(diffs: list[Difference], title: str,
+                unused: list[Acceptance] = ()) -> str:
     counts = summary(diffs)
+    accepted = f"{counts['accepted']} accepted, " if counts["accepted"] else ""
     lines = [f"{title}: {len(diffs)} differences "
-             f"({counts['contract']} contract, {counts['transport']} transport, "
+             f"({counts['contract']} contract, {accepted}{counts['transport']} transport, "
              f"{counts['placement']} placement)"]
-    for cls in ("contract", "transport", "placement"):
-        group = [d for d in diffs if d.cls == cls]
+    groups = (("CONTRACT (not allowed between modes)", lambda d: d.failing),
+              ("ACCEPTED CONTRACT (allowed until the date shown)",
+               lambda d: d.accepted is not None),
+              ("TRANSPORT", lambda d: d.cls == "transport"),
+              ("PLACEMENT", lambda d: d.cls == "placement"))
+    for heading, member in groups:
+        group = [d for d in diffs if member(d)]
         if not group:
             continue
-        lines.append(f"\n{cls.upper()}" + (" (not allowed between modes)"
-                                            if cls == "contract" else ""))
+        lines.append(f"\n{heading}")
         for d in group:
             lines.append(f"  {d.path}")
             lines.append(f"      {_show(d.from_value)}  ->  {_show(d.to_value)}")
             lines.append(f"      rule: {d.rule} — {d.reason}")
+            if d.accepted is not None:
+                a = d.accepted
+                lines.append(f"      accepted: {a.id} until {a.until} — {a.reason}")
+            if d.expired is not None:
+                a = d.expired
+                lines.append(f"      accepted: {a.id} expired on {a.until} ({a.where}): "
+                             "fix the drift, or renew the date in review")
+    if unused:
+        lines.append("\nACCEPTED, BUT MATCHED NOTHING HERE (remove them once the drift is "
+                     "fixed)")
+        lines += [f"  {a.id}: {a.path} ({a.where})" for a in unused]
     return "\n".join(lines)
 
 
-def format_json(diffs: list[Difference], title: str) -> str:
+def format_json(diffs: list[Difference], title: str,
+                unused: list[Acceptance] = ()) -> str:
     import json
 
     counts = summary(diffs)
     return json.dumps({"comparison": title, "contract_differences": counts["contract"],
-                       "counts": counts, "differences": [d.as_json() for d in diffs]},
+                       "counts": counts, "differences": [d.as_json() for d in diffs],
+                       "unused_acceptances": [a.id for a in unused]},
                       indent=2, default=str)

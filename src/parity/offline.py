@@ -99,20 +99,27 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
                                              stack)
             rows.append(Row(target, "cross-reference lint", not findings, "",
                             [f"{f.obj} {f.field}: {f.message}" for f in findings]))
-    rules = diff.load_policy(root)
+    import datetime
+
+    policy = diff.load_policy(root)
     for phase in (1, 2, 3):
         try:
             diffs = diff.model_diff(root, cli.selection("compose", phase, environ=environ),
-                                    cli.selection("kind", phase, environ=environ), rules)
+                                    cli.selection("kind", phase, environ=environ),
+                                    policy.rules)
         except ParityError as exc:
             rows.append(Row(f"compose~kind:{phase}", "parity diff", False, "", [exc.render()]))
             continue
+        diffs, _ = policy.accept(diffs, datetime.date.today())
         counts = diff.summary(diffs)
         contract = [f"{d.path}: {d.from_value} -> {d.to_value} (rule {d.rule})"
-                    for d in diffs if d.cls == "contract"]
+                    + (f"; acceptance {d.expired.id} expired on {d.expired.until}"
+                       if d.expired else "")
+                    for d in diffs if d.failing]
+        accepted = f", {counts['accepted']} accepted" if counts["accepted"] else ""
         rows.append(Row(f"compose~kind:{phase}", "parity diff (no contract drift)",
                         not contract, f"{counts['transport']} transport, "
-                        f"{counts['placement']} placement", contract))
+                        f"{counts['placement']} placement{accepted}", contract))
     return rows, time.monotonic() - started
 
 

@@ -184,6 +184,10 @@ class _Converter:
             implicit = yaml.resolver.resolve(ScalarNode, node.value, (True, False))
             node = ScalarNode(implicit, node.value, node.start_mark, node.end_mark, node.style)
             std_tag = str(getattr(implicit, "value", implicit))
+        if std_tag == _STD + "timestamp":
+            # YAML 1.2's core schema has no timestamps: a date stays the text written
+            # (the parity policy's `until: 2027-01-31` is read as a date where needed)
+            return node.value
         if std_tag == _STD + "str":
             # ruamel marks the fold points of a folded (>) scalar with \a
             return node.value.replace("\a", "") if node.style == ">" else node.value
