@@ -9,10 +9,10 @@ MODE   ?= compose
 PHASE  ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv engine test validate render lint diff config images \
+.PHONY: help venv engine test validate render lint diff config images doctor \
 	up status check down reset compose-up compose-status compose-validate compose-down \
-	compose-reset kind-parity-up kind-parity-status kind-parity-validate kind-parity-down \
-	kind-parity-reset
+	compose-reset compose-doctor kind-parity-up kind-parity-status kind-parity-validate \
+	kind-parity-down kind-parity-reset kind-parity-doctor
 
 help:  ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_ -]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 24
@@ -57,6 +57,9 @@ images: venv  ## build the images of PROFILE (default: default; offline builds w
 up: venv engine  ## create/update the environment and wait until ready (make up PHASE=2)
 	$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
+doctor: venv  ## every prerequisite of the lane at once; changes nothing (exit 3 if one is missing)
+	$(INV) doctor --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+
 status: venv  ## one row per service with state, health, reason, endpoint
 	$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
@@ -69,8 +72,8 @@ down: venv  ## remove everything parity created, and nothing else
 reset: venv  ## destroy and recreate from zero
 	$(INV) reset --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
-compose-up compose-status compose-validate compose-down compose-reset: venv  ## compose lane aliases
+compose-up compose-status compose-validate compose-down compose-reset compose-doctor: venv  ## compose lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose
 
-kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset: venv  ## kind lane aliases
+kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset kind-parity-doctor: venv  ## kind lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst kind-parity-,,$@)) MODE=kind

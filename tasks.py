@@ -170,6 +170,16 @@ def up(c, mode="compose", phase=1, profile=None, set=None, timeout=600, recreate
 @task(iterable=["set"], auto_shortflags=False,
       help={**LANE_HELP, "json": "print JSON instead of a table"})
 @engine
+def doctor(c, mode="compose", phase=1, profile=None, set=None, json=False):
+    """Check every prerequisite of a lane at once, change nothing (exit 3 if one is missing)."""
+    from parity import cli
+
+    _finish(*cli.doctor(ROOT, _sel(mode, phase, profile, set), json))
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LANE_HELP, "json": "print JSON instead of a table"})
+@engine
 def status(c, mode="compose", phase=1, profile=None, set=None, json=False):
     """One row per service: state, health, reason, endpoint (exit 1 if not all ready)."""
     from parity import cli
@@ -228,5 +238,5 @@ def validate_offline(c, live=False):
     _finish(*cli.validate_offline(ROOT, live))
 
 
-ns = Collection(config, explain, render, lint, diff, up, status, validate, down, reset,
+ns = Collection(config, explain, render, lint, diff, doctor, up, status, validate, down, reset,
                 images, validate_offline, variables, schema)

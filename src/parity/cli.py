@@ -205,6 +205,18 @@ def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False)
     return "\n".join(lines)
 
 
+def doctor(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
+    """Every prerequisite of a lane at once; nothing changes. Exit 3 if one is missing."""
+    from . import doctor as doc, model
+
+    findings = doc.run(root, model.load(root, sel))
+    code = doc.exit_code(findings)
+    if as_json:
+        return doc.as_json(findings, sel.mode), code
+    return doc.table(findings, f"parity doctor: {sel.mode} lane, phase {sel.phase}, "
+                               f"profile {sel.effective_profile()}"), code
+
+
 def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
     from . import docker
     from .lifecycle import status_json

@@ -61,6 +61,11 @@ class ComposeLane:
         version = docker.compose_version()
         self.check_ports()
         self.check_data()
+        free = self.check_disk()
+        return f"Compose {'.'.join(map(str, version))}, {free / 1024**3:.0f} GiB free"
+
+    @staticmethod
+    def check_disk() -> int:
         root_dir = docker.run(["docker", "info", "--format", "{{.DockerRootDir}}"],
                               timeout=20).stdout.strip() or "/"
         try:
@@ -72,7 +77,7 @@ class ComposeLane:
                 f"only {free / 1024**3:.1f} GiB free for Docker at {root_dir}; parity needs 2 GiB",
                 hint="free space: docker system prune (removes unused images of all projects; "
                      "check first) or enlarge the disk")
-        return f"Compose {'.'.join(map(str, version))}, {free / 1024**3:.0f} GiB free"
+        return free
 
     def check_data(self) -> None:
         """Refuse to start an image on a volume an incompatible image wrote (see

@@ -222,6 +222,14 @@ class KindLane:
 
     def preflight(self) -> str:
         docker.engine_ok()
+        kind_v = self.check_kind()
+        kubectl_v = self.check_kubectl()
+        memory = self.check_memory()
+        self.check_ports()
+        return (f"kind {'.'.join(map(str, kind_v))}, kubectl {'.'.join(map(str, kubectl_v))}, "
+                f"Docker memory {memory / 1024**3:.0f} GiB")
+
+    def check_kind(self) -> tuple[int, ...]:
         if shutil.which("kind") is None:
             raise PrerequisiteMissing("kind is not installed; the kind lane needs kind "
                                       f"{'.'.join(map(str, KIND_MIN))} or newer",
@@ -229,6 +237,10 @@ class KindLane:
         kind_v = _version(self.kind("version", timeout=30).stdout)
         if kind_v is None or kind_v < KIND_MIN:
             raise PrerequisiteMissing(f"kind {kind_v} is too old", hint=INSTALL_KIND)
+        return kind_v
+
+    @staticmethod
+    def check_kubectl() -> tuple[int, ...]:
         if shutil.which("kubectl") is None:
             raise PrerequisiteMissing("kubectl is not installed", hint=INSTALL_KUBECTL)
         # --kubeconfig: never the user's current context, not even to ask the client's
@@ -238,15 +250,17 @@ class KindLane:
         kubectl_v = _version(json.loads(out).get("clientVersion", {}).get("gitVersion", ""))
         if kubectl_v is None or kubectl_v < KUBECTL_MIN:
             raise PrerequisiteMissing(f"kubectl {kubectl_v} is too old", hint=INSTALL_KUBECTL)
+        return kubectl_v
+
+    @staticmethod
+    def check_memory() -> int:
         memory = int(docker.run(["docker", "info", "--format", "{{.MemTotal}}"],
                                 timeout=30).stdout.strip() or 0)
         if memory and memory < MIN_DOCKER_MEMORY:
             raise PrerequisiteMissing(
                 f"Docker has {memory / 1024**3:.1f} GiB of memory; the kind lane needs 6 GiB",
                 hint="Docker Desktop: Settings -> Resources -> Memory, then restart Docker")
-        self.check_ports()
-        return (f"kind {'.'.join(map(str, kind_v))}, kubectl {'.'.join(map(str, kubectl_v))}, "
-                f"Docker memory {memory / 1024**3:.0f} GiB")
+        return memory
 
     def check_ports(self) -> None:
         from .compose import ComposeLane

@@ -1,0 +1,181 @@
+"""``inv doctor``: every prerequisite of a lane checked at once, nothing changed.
+
+``up`` stops at the first missing prerequisite; the doctor runs the same checks
+(the lanes' own preflight functions, so the messages are the ones ``up`` would
+print) and a few that only warn, and reports them all: a table, or JSON. It
+never creates, pulls or deletes anything, and never connects to a kube context:
+the user's current context is read from the kubeconfig file only to say that
+parity will not use it.
+
+Exit 0 when the lane can run (warnings allowed), 3 when a prerequisite is
+missing.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ParityError
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str   # ok, warn, fail
+    detail: str
+    hint: str = ""
+
+
+def _attempt(check: str, fn, ok_detail) -> Finding:
+    """Run one of the lanes' own checks; its error message becomes the finding."""
+    try:
+        value = fn()
+    except ParityError as exc:
+        return Finding(check, FAIL, exc.message, exc.hint or "")
+    return Finding(check, OK, ok_detail(value))
+
+
+def _fmt(version) -> str:
+    return ".".join(map(str, version))
+
+
+def _image_store() -> Finding:
+    from . import docker
+
+    proc = docker.run(["docker", "info", "--format", "{{json .DriverStatus}}"], check=False,
+                      timeout=20)
+    text = proc.stdout or ""
+    if "io.containerd.snapshotter" in text:
+        return Finding("image store", WARN, "Docker's containerd image store is enabled",
+                       "kind load can fail with it (kubernetes-sigs/kind#3795): if images do "
+                       "not reach the node, switch back to the classic store")
+    return Finding("image store", OK, "classic (kind load works)")
+
+
+def _kube_context(root: Path, cluster: str) -> Finding:
+    """Read (never use) the user's current context, to say parity leaves it alone."""
+    import yaml
+
+    paths = [Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p] or \
+        [Path.home() / ".kube" / "config"]
+    current = None
+    for p in paths:
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        current = data.get("current-context") or current
+        if current:
+            break
+    own = root / ".parity" / "kind" / "kubeconfig"
+    detail = (f"your current context '{current}' is never used"
+              if current else "no current context of yours")
+    return Finding("kube context", OK, f"{detail}; parity talks only to {own.relative_to(root)} "
+                                       f"(context kind-{cluster}, on loopback)")
+
+
+def _images(stack) -> Finding:
+    from . import docker
+
+    wanted = sorted({s.image for s in stack.services.values() if s.role != "edge"
+                     or stack.mode == "compose"})
+    present = []
+    for image in wanted:
+        if docker.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
+                      check=False, timeout=30).returncode == 0:
+            present.append(image)
+    missing = [i for i in wanted if i not in present]
+    detail = f"{len(present)} of {len(wanted)} images of profile {stack.profile} present"
+    if not missing:
+        return Finding("images", OK, detail)
+    pulled = [i for i in missing
+              if not any(s.image == i and s.build for s in stack.services.values())]
+    if pulled:
+        return Finding("images", WARN, f"{detail}; {len(pulled)} to pull, e.g. {pulled[0]}",
+                       "up pulls them from their registries; where none is reachable use "
+                       "the offline profile: make up PROFILE=offline")
+    return Finding("images", OK, f"{detail}; up builds the other {len(missing)} (the first "
+                                 "build of the offline profile needs Debian's mirrors)")
+
+
+def run(root: Path, resolved) -> list[Finding]:
+    from . import docker
+    from .lifecycle.compose import ComposeLane
+
+    stack = resolved.stack
+    out = [Finding("python", OK, f"{platform.python_version()} ({sys.executable})")]
+    engine = _attempt("docker engine", docker.engine_ok, lambda _: "reachable")
+    out.append(engine)
+    if engine.status == FAIL:
+        return out  # every other check asks the engine
+    out.append(_attempt("compose plugin", docker.compose_version,
+                        lambda v: f"Docker Compose {_fmt(v)}"))
+    out.append(_attempt("disk", ComposeLane.check_disk,
+                        lambda free: f"{free / 1024**3:.0f} GiB free for Docker"))
+    if stack.mode == "compose":
+        lane = ComposeLane(root, resolved)
+        out.append(_attempt("host ports", lane.check_ports,
+                            lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                                      f":{stack.https_port} free (or parity's)"))
+        out.append(_attempt("data", lane.check_data,
+                            lambda _: "no data written by another image"))
+    else:
+        from .lifecycle.kind import KindLane
+
+        lane = KindLane(root, resolved)
+        out.append(_attempt("kind", lane.check_kind, lambda v: f"kind {_fmt(v)}"))
+        out.append(_attempt("kubectl", KindLane.check_kubectl, lambda v: f"kubectl {_fmt(v)}"))
+        out.append(_attempt("docker memory", KindLane.check_memory,
+                            lambda m: f"{m / 1024**3:.1f} GiB"))
+        out.append(_attempt("host ports", lane.check_ports,
+                            lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                                      f":{stack.https_port} free (or the cluster's)"))
+        out.append(_image_store())
+        out.append(_kube_context(root, lane.cluster))
+    out.append(_images(stack))
+    ca = root / ".parity" / "ca" / "ca.crt"
+    out.append(Finding("local CA", OK, f"{ca.relative_to(root)}" if ca.exists()
+                       else "created by the first up (trust it once to browse without "
+                            "warnings: docs/runbook-compose.md#endpoints)"))
+    return out
+
+
+def exit_code(findings: list[Finding]) -> int:
+    return 3 if any(f.status == FAIL for f in findings) else 0
+
+
+def table(findings: list[Finding], title: str) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in ("check", "status", "detail", "next"):
+        t.add_column(col, overflow="fold")
+    style = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+    for f in findings:
+        t.add_row(f.check, f"[{style[f.status]}]{f.status}[/]", f.detail, f.hint)
+    buf = StringIO()
+    width = shutil.get_terminal_size((120, 20)).columns
+    Console(file=buf, width=max(width, 100), no_color=not sys.stdout.isatty()).print(t)
+    fails = sum(f.status == FAIL for f in findings)
+    warns = sum(f.status == WARN for f in findings)
+    verdict = ("ready" if not fails else f"{fails} missing") + (
+        f", {warns} warning{'s' if warns != 1 else ''}" if warns else "")
+    text = "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
+    return text.rstrip() + f"\n{verdict}"
+
+
+def as_json(findings: list[Finding], mode: str) -> str:
+    import json
+
+    return json.dumps({"mode": mode, "ready": exit_code(findings) == 0,
+                       "checks": [asdict(f) for f in findings]}, indent=2)

@@ -1,0 +1,127 @@
+"""inv doctor: every prerequisite at once, on the real engine; nothing changes and
+no kube context but parity's is ever contacted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from parity import cli
+from parity.layers import Selection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine_up() -> bool:
+    import subprocess
+
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True).returncode == 0
+
+
+needs_engine = pytest.mark.skipif(not _engine_up(), reason="needs a running Docker engine "
+                                  "(CI installs one: .ci/install-docker.sh)")
+
+
+@needs_engine
+def test_compose_lane_checks_as_json(repo_copy: Path) -> None:
+    text, code = cli.doctor(repo_copy, Selection("compose", 1, profile="offline"), True)
+    data = json.loads(text)
+    checks = {c["check"]: c for c in data["checks"]}
+    assert list(checks) == ["python", "docker engine", "compose plugin", "disk", "host ports",
+                            "data", "images", "local CA"]
+    assert checks["docker engine"]["status"] == "ok"
+    assert checks["compose plugin"]["detail"].startswith("Docker Compose 2.")
+    assert checks["local CA"]["detail"].startswith("created by the first up")
+    assert code == (0 if data["ready"] else 3)
+    assert not (repo_copy / ".parity").exists()  # nothing written, not even the CA
+
+
+@needs_engine
+def test_a_taken_port_is_a_failure_with_the_message_up_would_print(repo_copy: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        sel = Selection("compose", 1, environ={"PARITY_HTTPS_PORT": str(port)})
+        text, code = cli.doctor(repo_copy, sel, True)
+    ports = [c for c in json.loads(text)["checks"] if c["check"] == "host ports"][0]
+    assert code == 3
+    assert ports["status"] == "fail"
+    assert ports["detail"].startswith(f"127.0.0.1:{port} is in use by another process")
+    assert ports["hint"] == f"stop that process, or run on another port: PARITY_HTTPS_PORT=" \
+                            f"{port + 8000} inv up"
+
+
+def test_without_the_engine_it_stops_after_saying_so(repo_copy: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(repo_copy))  # no docker CLI on this PATH
+    text, code = cli.doctor(repo_copy, Selection("compose", 1), False)
+    assert code == 3
+    assert text.splitlines()[-1] == "1 missing"
+    data = json.loads(cli.doctor(repo_copy, Selection("compose", 1), True)[0])
+    assert [(c["check"], c["status"]) for c in data["checks"]] == [
+        ("python", "ok"), ("docker engine", "fail")]
+    assert data["checks"][1]["detail"] == "the docker CLI is not installed"
+    assert data["ready"] is False
+
+
+class CountingListener:
+    """Stands in for the API server of the user's own current context."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@needs_engine
+def test_kind_lane_never_contacts_the_users_context(repo_copy: Path, tmp_path: Path,
+                                                    monkeypatch) -> None:
+    listener = CountingListener()
+    cfg = tmp_path / "config"
+    port = listener.sock.getsockname()[1]
+    cfg.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod-eu",
+        "clusters": [{"name": "prod", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "contexts": [{"name": "prod-eu", "context": {"cluster": "prod", "user": "me"}}],
+        "users": [{"name": "me", "user": {"token": "t"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(cfg))
+    try:
+        text, code = cli.doctor(repo_copy, Selection("kind", 1), True)
+    finally:
+        listener.close()
+    checks = {c["check"]: c for c in json.loads(text)["checks"]}
+    assert listener.connections == 0
+    assert checks["kube context"]["detail"] == (
+        "your current context 'prod-eu' is never used; parity talks only to "
+        ".parity/kind/kubeconfig (context kind-parity-parity, on loopback)")
+    assert {"kind", "kubectl", "docker memory", "image store"} <= set(checks)
+    if shutil.which("kind") is None:  # this machine: kind cannot be installed here
+        assert code == 3 and checks["kind"]["status"] == "fail"
+        assert checks["kind"]["detail"] == ("kind is not installed; the kind lane needs kind "
+                                            "0.24.0 or newer")
+    assert not (repo_copy / ".parity").exists()
