@@ -342,3 +342,69 @@ def test_service_status():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="DaemonSet"):
         evaluate({"apiVersion": "apps/v1", "kind": "DaemonSet", "spec": {}, "status": {}})
+
+
+# --------------------------------------------------------------------------- the edge
+
+def _cond(kind: str, status: str, reason: str, gen: int | None = 1, message: str = "") -> dict:
+    out = {"type": kind, "status": status, "reason": reason, "message": message}
+    if gen is not None:
+        out["observedGeneration"] = gen
+    return out
+
+
+def _gateway(*conds, generation: int = 1) -> dict:
+    return {"kind": "Gateway", "metadata": {"name": "edge", "generation": generation},
+            "status": {"conditions": list(conds)}}
+
+
+def _route(*parents, generation: int = 1) -> dict:
+    return {"kind": "HTTPRoute", "metadata": {"name": "api", "generation": generation},
+            "status": {"parents": [{"parentRef": {"name": gw, "sectionName": section},
+                                    "conditions": conds} for gw, section, conds in parents]}}
+
+
+def test_gateway_verdicts():
+    from parity.kreadiness import gateway_verdict
+
+    # what the Gateway API CRD defaults a new Gateway's status to
+    pending = _gateway(_cond("Accepted", "Unknown", "Pending", None, "Waiting for controller"),
+                       _cond("Programmed", "Unknown", "Pending", None,
+                             "Waiting for controller"))
+    assert gateway_verdict(pending) == Verdict(False, "pending", "starting",
+                                               "Gateway not programmed: Pending (Waiting for "
+                                               "controller)")
+    assert gateway_verdict(None).state == "missing"
+    ok = _gateway(_cond("Accepted", "True", "Accepted"), _cond("Programmed", "True",
+                                                               "Programmed"))
+    assert gateway_verdict(ok) == Verdict(True, "programmed", "healthy", "")
+    stale = _gateway(_cond("Accepted", "True", "Accepted"),
+                     _cond("Programmed", "True", "Programmed"), generation=2)
+    assert gateway_verdict(stale).reason == "waiting for the Gateway controller"
+    rejected = _gateway(_cond("Accepted", "False", "InvalidParameters", 1,
+                              "EnvoyProxy parity-edge not found"))
+    assert gateway_verdict(rejected) == Verdict(
+        False, "failed", "failed", "Gateway not accepted: InvalidParameters (EnvoyProxy "
+                                   "parity-edge not found)")
+
+
+def test_route_verdicts():
+    from parity.kreadiness import route_verdict
+
+    good = [_cond("Accepted", "True", "Accepted"), _cond("ResolvedRefs", "True", "ResolvedRefs")]
+    assert route_verdict(_route(("edge", "https", good), ("edge", "https-host", good)),
+                         "edge") == Verdict(True, "accepted", "healthy", "")
+    assert route_verdict(_route(("other", "https", good)), "edge").reason == \
+        "not yet accepted by Gateway edge"
+    unresolved = [_cond("Accepted", "True", "Accepted"),
+                  _cond("ResolvedRefs", "False", "BackendNotFound", 1,
+                        "service parity/api-gone not found")]
+    assert route_verdict(_route(("edge", "https", good), ("edge", "https-host", unresolved)),
+                         "edge") == Verdict(
+        False, "pending", "starting", "references not resolved (listener https-host): "
+                                      "BackendNotFound (service parity/api-gone not found)")
+    refused = [_cond("Accepted", "False", "NotAllowedByListeners")]
+    assert route_verdict(_route(("edge", "https", refused)), "edge") == Verdict(
+        False, "failed", "failed", "not accepted (listener https): NotAllowedByListeners")
+    assert route_verdict(_route(("edge", "https", good), generation=3), "edge").reason == \
+        "not yet accepted by Gateway edge (listener https)"

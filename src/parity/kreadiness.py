@@ -202,6 +202,71 @@ def evaluate(obj: dict | None, pods: Iterable[dict] = (), pvcs: Iterable[dict] =
     return _job(obj, pods, pvcs)
 
 
+# --------------------------------------------------------------------------- edge
+
+def gateway_verdict(gw: dict | None) -> Verdict:
+    """A Gateway API ``Gateway``: ready when the controller reports ``Programmed``
+    for the current generation. ``Accepted=False`` is final (the controller rejected
+    the spec); anything else is a wait, with the controller's own reason."""
+    if gw is None:
+        return MISSING
+    generation = (gw.get("metadata") or {}).get("generation") or 0
+    status = gw.get("status") or {}
+    accepted = _condition(status, "Accepted")
+    if accepted and accepted.get("status") == "False":
+        return Verdict(False, "failed", "failed", "Gateway not accepted: "
+                       f"{_reason_of(accepted)}")
+    programmed = _condition(status, "Programmed")
+    if programmed is None or _stale(programmed, generation):
+        return Verdict(False, "pending", "starting", "waiting for the Gateway controller")
+    if programmed.get("status") != "True":
+        return Verdict(False, "pending", "starting", "Gateway not programmed: "
+                       f"{_reason_of(programmed)}")
+    return Verdict(True, "programmed", "healthy", "")
+
+
+def route_verdict(route: dict | None, gateway: str) -> Verdict:
+    """An ``HTTPRoute``: ready when the parent ``gateway`` reports it ``Accepted``
+    with ``ResolvedRefs`` for the current generation. ``Accepted=False`` is final
+    (no listener takes it: hostname, section or namespace mismatch);
+    ``ResolvedRefs=False`` (e.g. ``BackendNotFound``) may still resolve while the
+    backend Service is created, so it is a wait that names the reason."""
+    if route is None:
+        return MISSING
+    generation = (route.get("metadata") or {}).get("generation") or 0
+    parents = [p for p in (route.get("status") or {}).get("parents") or []
+               if (p.get("parentRef") or {}).get("name") == gateway]
+    if not parents:
+        return Verdict(False, "pending", "starting",
+                       f"not yet accepted by Gateway {gateway}")
+    for parent in parents:  # one entry per listener section the route attaches to
+        accepted = _condition(parent, "Accepted")
+        resolved = _condition(parent, "ResolvedRefs")
+        section = (parent.get("parentRef") or {}).get("sectionName")
+        where = f" (listener {section})" if section else ""
+        if accepted is None or _stale(accepted, generation):
+            return Verdict(False, "pending", "starting",
+                           f"not yet accepted by Gateway {gateway}{where}")
+        if accepted.get("status") != "True":
+            return Verdict(False, "failed", "failed",
+                           f"not accepted{where}: {_reason_of(accepted)}")
+        if resolved is not None and resolved.get("status") != "True":
+            return Verdict(False, "pending", "starting",
+                           f"references not resolved{where}: {_reason_of(resolved)}")
+    return Verdict(True, "accepted", "healthy", "")
+
+
+def _stale(cond: dict, generation: int) -> bool:
+    observed = cond.get("observedGeneration")
+    return observed is not None and observed < generation
+
+
+def _reason_of(cond: dict) -> str:
+    reason = cond.get("reason") or "no reason given"
+    message = _one_line(cond.get("message") or "")
+    return f"{reason} ({message})" if message and message != reason else reason
+
+
 def service_status(service: str, phase: int, workload: str, verdict: Verdict,
                    endpoint: str = "") -> ServiceStatus:
     """The status row for ``service`` (the same row the compose lane prints)."""

@@ -61,7 +61,7 @@ def test_port_taken_by_another_process_exits_3() -> None:
         proc = inv("up", env={"PARITY_HTTPS_PORT": str(port)})
     assert proc.returncode == 3
     assert f"error: 127.0.0.1:{port} is in use by another process" in proc.stderr
-    assert f"next: stop that process, or run on another port: PARITY_HTTPS_PORT=" in proc.stderr
+    assert "next: stop that process, or run on another port: PARITY_HTTPS_PORT=" in proc.stderr
 
 
 def test_a_service_that_never_becomes_ready_is_named_with_reason_and_logs() -> None:

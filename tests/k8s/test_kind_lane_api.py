@@ -38,9 +38,12 @@ parity must never touch it.
   info`` only) and kubectl (for its client version); ports 80/443 are moved to free
   high ports through ``PARITY_HTTP_PORT``/``PARITY_HTTPS_PORT`` so that another
   process on this machine cannot make the tests fail;
-- the Gateway's ``Programmed`` condition: no Gateway controller runs, so the tests
-  patch the Gateway's status subresource before they expect ``status`` to call the
-  edge ready;
+- the Gateway controller's status reporting: :class:`GatewayController`, a thread
+  that reports on the Gateway and every HTTPRoute what a conformant controller
+  reports (``Accepted``/``Programmed``; per parent ``Accepted``, False when no
+  listener has the route's section, and ``ResolvedRefs``, False when a backend
+  Service is missing). ``up`` waits for these, so the stand-in runs throughout; it
+  routes no traffic;
 - the CrashLoopBackOff of test 3 is written into a pod's status by the test (kwok runs
   no container that could crash); the pending PVC next to it is real (a claim of a
   StorageClass that no provisioner serves, as the real scheduler and controllers
@@ -69,12 +72,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import requests
 import yaml
 
 from parity import images as parity_images
 from parity import secrets as parity_secrets
 from parity import tls
-from parity.errors import InputError
+from parity.errors import CheckFailed, InputError
+from parity.lifecycle import kind as kind_lane_module
 from parity.kubeaccess import FIELD_MANAGER, Kube
 from parity.layers import Selection
 from parity.lifecycle import UI
@@ -172,19 +177,107 @@ def labelled_leftovers(cp: ControlPlane) -> list[str]:
     return out
 
 
-def program_gateway(cp: ControlPlane) -> None:
-    """Stand-in for the Gateway controller: Accepted and Programmed on the status
-    subresource."""
-    path = path_of("Gateway", GATEWAY_NAME, NAMESPACE)
-    gw = cp.get(path)
-    assert gw is not None, "the Gateway was not applied"
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    conds = [{"type": t, "status": "True", "reason": t, "message": "test stand-in",
-              "observedGeneration": gw["metadata"]["generation"], "lastTransitionTime": now}
-             for t in ("Accepted", "Programmed")]
-    r = cp.api("PATCH", path + "/status", json={"status": {"conditions": conds}},
-               headers={"Content-Type": "application/merge-patch+json"})
-    assert r.status_code == 200, r.text
+class GatewayController:
+    """Stand-in for the Gateway controller's status reporting (Envoy Gateway cannot
+    run here: its images come from Docker Hub). It reports what a conformant
+    controller reports, from the objects in the API server: the Gateway ``Accepted``
+    and ``Programmed``; for each HTTPRoute parentRef of it, ``Accepted`` (False,
+    ``NoMatchingParent``, when the Gateway has no listener of that sectionName) and
+    ``ResolvedRefs`` (False, ``BackendNotFound``, when a backend Service does not
+    exist), each with the observed generation. It does not route traffic."""
+
+    GW = "gateway.networking.k8s.io/v1"
+
+    def __init__(self, cp: ControlPlane):
+        self.cp = cp
+        self.session = requests.Session()  # its own: a Session is not shared across threads
+        self.session.trust_env = False
+        self.session.verify, self.session.cert = cp.session.verify, cp.session.cert
+        self.errors: list[str] = []  # what the stand-in could not do, for failing tests
+        self.paused = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="gateway-stand-in", daemon=True)
+        self.thread.start()
+
+    def get(self, path: str) -> dict | None:
+        r = self.session.get(self.cp.server + path, timeout=10)
+        if not r.ok and r.status_code != 404:
+            self.errors.append(f"GET {path}: {r.status_code} {r.text[:300]}")
+        return r.json() if r.ok else None
+
+    def patch_status(self, path: str, status: dict) -> None:
+        r = self.session.patch(self.cp.server + path + "/status", json={"status": status},
+                               headers={"Content-Type": "application/merge-patch+json"},
+                               timeout=10)
+        if not r.ok:
+            self.errors.append(f"PATCH {path}/status: {r.status_code} {r.text[:300]}")
+
+    @staticmethod
+    def cond(kind: str, ok: bool, reason: str, generation: int, message: str = "") -> dict:
+        return {"type": kind, "status": "True" if ok else "False", "reason": reason,
+                "message": message or reason, "observedGeneration": generation,
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}
+
+    @staticmethod
+    def key(conds) -> list:
+        return sorted((c["type"], c["status"], c["reason"], c.get("observedGeneration"))
+                      for c in conds or [])
+
+    def same_parents(self, a: list, b: list) -> bool:
+        return [(p.get("parentRef"), self.key(p.get("conditions"))) for p in a] == \
+               [(p.get("parentRef"), self.key(p.get("conditions"))) for p in b]
+
+    def step(self) -> None:
+        gw_path = path_of("Gateway", GATEWAY_NAME, NAMESPACE)
+        gw = self.get(gw_path)
+        if gw is None:
+            return
+        gen = gw["metadata"]["generation"]
+        want = [self.cond(t, True, t, gen) for t in ("Accepted", "Programmed")]
+        if self.key((gw.get("status") or {}).get("conditions")) != self.key(want):
+            self.patch_status(gw_path, {"conditions": want})
+        listeners = {x["name"] for x in gw["spec"]["listeners"]}
+        routes = (self.get(f"/apis/{self.GW}/namespaces/{NAMESPACE}/httproutes") or {}).get(
+            "items") or []
+        services = {x["metadata"]["name"] for x in (self.get(
+            f"/api/v1/namespaces/{NAMESPACE}/services") or {}).get("items") or []}
+        for route in routes:
+            rgen = route["metadata"]["generation"]
+            missing = [b["name"] for rule in route["spec"].get("rules") or []
+                       for b in rule.get("backendRefs") or [] if b["name"] not in services]
+            parents = []
+            for ref in route["spec"].get("parentRefs") or []:
+                if ref.get("name") != GATEWAY_NAME:
+                    continue
+                section = ref.get("sectionName")
+                ok = section is None or section in listeners
+                parents.append({"parentRef": ref, "controllerName": EDGE_CONTROLLER,
+                                "conditions": [
+                    self.cond("Accepted", ok, "Accepted" if ok else "NoMatchingParent", rgen,
+                              "" if ok else f"no listener named {section}"),
+                    self.cond("ResolvedRefs", not missing,
+                              "ResolvedRefs" if not missing else "BackendNotFound", rgen,
+                              "" if not missing else f"service {NAMESPACE}/{missing[0]} not "
+                                                     "found")]})
+            if not self.same_parents((route.get("status") or {}).get("parents") or [],
+                                     parents):
+                self.patch_status(f"/apis/{self.GW}/namespaces/{NAMESPACE}/httproutes/"
+                                  f"{route['metadata']['name']}", {"parents": parents})
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.3):
+            if self.paused.is_set():
+                continue
+            try:
+                self.step()
+            except (requests.RequestException, KeyError, ValueError) as exc:
+                # objects come and go while clusters are created and deleted
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
 
 
 def wait_gone(cp: ControlPlane, paths: list[str], timeout: float = 120) -> None:
@@ -305,6 +398,7 @@ class World:
     foreign: ForeignAPI
     foreign_kubeconfig: Path
     ports: dict[str, str] = field(default_factory=dict)
+    gateway: "GatewayController | None" = None
 
     @property
     def state(self) -> Path:
@@ -386,15 +480,25 @@ def world(control_plane: ControlPlane, tmp_path_factory) -> World:
     fresh_cluster(cp)
     w = World(cp, root, fake_state, foreign, foreign_cfg,
               {"PARITY_HTTP_PORT": str(http), "PARITY_HTTPS_PORT": str(https)})
+    w.gateway = GatewayController(cp)
     try:
         yield w
     finally:
+        w.gateway.close()
         if CLUSTER in w.clusters():
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], capture_output=True,
                            timeout=300)
         fresh_cluster(cp)
         mp.undo()
         foreign.close()
+
+
+@pytest.fixture(autouse=True)
+def _stand_in_errors(world: World):
+    """Show what the Gateway stand-in could not do (printed: pytest shows it on failure)."""
+    yield
+    if world.gateway is not None and world.gateway.errors:
+        print("Gateway stand-in errors:", *world.gateway.errors[-5:], sep="\n  ")
 
 
 def ensure_no_cluster(world: World) -> None:
@@ -526,10 +630,15 @@ def test_up_phase1_from_nothing_applies_in_waves_and_reports_ready(world: World,
         assert not pvc["metadata"].get("deletionTimestamp"), f"prune deleted data-{sts}-0"
         assert pvc["status"]["phase"] == "Bound"
 
-    # status: the edge waits for its controller until the Gateway is programmed
-    rows = {r.service: r for r in lane.status()}
-    assert (rows["edge"].ready, rows["edge"].reason) == (False, "Gateway not programmed yet")
-    program_gateway(cp)
+    # up waited for the edge: the Gateway programmed, every route accepted on every
+    # listener it attaches to (443, and the moved browser port these tests use)
+    for name in ("api", "web", "auth", "edge-https-redirect"):
+        route = cp.get(path_of("HTTPRoute", name, NAMESPACE))
+        assert {(p["parentRef"].get("sectionName"), c["type"], c["status"])
+                for p in route["status"]["parents"] for c in p["conditions"]} == {
+            (section, t, "True") for section in
+            (("http",) if name == "edge-https-redirect" else ("https", "https-host"))
+            for t in ("Accepted", "ResolvedRefs")}, name
     rows = {r.service: r for r in lane.status()}
     assert set(rows) == {"api", "edge", "keycloak", "postgres", "redis", "web"}
     assert all(r.ready for r in rows.values()), {n: (r.state, r.reason) for n, r in rows.items()}
@@ -638,7 +747,6 @@ def test_status_reports_reasons_from_real_objects(world: World):
     cp.api("DELETE", path_of("Pod", pname, NAMESPACE)).raise_for_status()
     lane = world.up(1)
     cp.api("DELETE", path_of("PersistentVolumeClaim", "data-redis-1", NAMESPACE))
-    program_gateway(cp)
     rows_after = {r.service: r for r in lane.status()}
     assert all(r.ready for r in rows_after.values()), \
         {n: r.reason for n, r in rows_after.items() if not r.ready}
@@ -655,7 +763,6 @@ def test_up_phase3_then_phase1_prunes_what_is_no_longer_rendered(world: World):
     assert not missing, missing
     job = cp.get(path_of("Job", "bootstrap-artifacts", NAMESPACE))
     assert conditions(job).get("Complete") == "True"   # kwok completed the Job's pod
-    program_gateway(cp)
     rows = {r.service: r for r in lane3.status()}
     assert all(r.ready for r in rows.values()), {n: r.reason for n, r in rows.items()}
     assert rows["bootstrap-artifacts"].state == "complete"
@@ -695,11 +802,82 @@ def test_up_phase3_then_phase1_prunes_what_is_no_longer_rendered(world: World):
         obj = cp.get(path_of(kind, name, NAMESPACE))
         assert obj is not None and not obj["metadata"].get("deletionTimestamp"), name
     assert cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system")) is not None
-    program_gateway(cp)
     assert all(r.ready for r in lane1.status())
 
 
 # --------------------------------------------------------------------------- 4. drifted config
+
+def _with_route(monkeypatch, change) -> None:
+    """Render as usual, then ``change`` the api HTTPRoute (what a broken overlay or a
+    hand edit could do: the renderer itself never writes these)."""
+    real = KindLane.docs
+
+    def docs(self):
+        out = real(self)
+        for d in out:
+            if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "api":
+                change(d)
+        return out
+
+    monkeypatch.setattr(KindLane, "docs", docs)
+
+
+def test_up_waits_for_the_routes_and_names_a_backend_that_does_not_resolve(world: World,
+                                                                           monkeypatch):
+    def gone(d):
+        d["spec"]["rules"][0]["backendRefs"][0]["name"] = "api-gone"
+
+    _with_route(monkeypatch, gone)
+    monkeypatch.setattr(kind_lane_module, "EDGE_READY_SECONDS", 6)
+    lane = world.lane(1)
+    with pytest.raises(CheckFailed) as exc:
+        lane.up()
+    assert exc.value.exit_code == 1
+    assert exc.value.message == (
+        "edge: not ready after 6 s: HTTPRoute/api: references not resolved (listener "
+        "https): BackendNotFound (service parity/api-gone not found)")
+    assert exc.value.hint.startswith("kubectl --kubeconfig .parity/kind/kubeconfig -n parity "
+                                     "describe gateway,httproute")
+    edge = {r.service: r for r in lane.status()}["edge"]
+    assert (edge.ready, edge.reason) == (False, "HTTPRoute/api: references not resolved "
+                                         "(listener https): BackendNotFound (service "
+                                         "parity/api-gone not found)")
+    monkeypatch.undo()
+    world.up(1)  # the rendered route again: resolved, and up completes
+    assert {r.service: r for r in world.lane(1).status()}["edge"].ready
+
+
+def test_a_route_no_listener_takes_fails_up_at_once(world: World, monkeypatch):
+    def elsewhere(d):
+        d["spec"]["parentRefs"] = [{"name": "edge", "sectionName": "admin"}]
+
+    _with_route(monkeypatch, elsewhere)
+    started = time.monotonic()
+    with pytest.raises(CheckFailed) as exc:
+        world.lane(1).up()
+    assert exc.value.message == ("edge: HTTPRoute/api: not accepted (listener admin): "
+                                 "NoMatchingParent (no listener named admin)")
+    assert time.monotonic() - started < kind_lane_module.EDGE_READY_SECONDS
+    monkeypatch.undo()
+    world.up(1)
+
+
+def test_status_says_the_edge_waits_for_its_controller(world: World):
+    world.up(1)
+    world.gateway.paused.set()
+    try:
+        path = path_of("Gateway", GATEWAY_NAME, NAMESPACE)
+        r = world.cp.api("PATCH", path + "/status", json={"status": {"conditions": []}},
+                         headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        edge = {r.service: r for r in world.lane(1).status()}["edge"]
+        assert (edge.ready, edge.state, edge.reason) == (
+            False, "pending", "waiting for the Gateway controller")
+    finally:
+        world.gateway.paused.clear()
+    world.cp.wait_for("the stand-in controller to program the Gateway again", lambda: {
+        r.service: r for r in world.lane(1).status()}["edge"].ready, timeout=30)
+
 
 def test_another_profile_on_existing_data_is_refused_before_anything_changes(world: World):
     # default pins postgres:16.4 and redis:7.4.1; offline builds Debian's 15 and 7.0,
@@ -764,7 +942,6 @@ def test_drifted_kind_config_is_refused_unless_recreate(world: World):
     record = cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system"))
     assert f"hostPort: {new_port}" in record["data"]["kind-config.yaml"]
     assert record["metadata"]["uid"] != record_before["metadata"]["uid"]
-    program_gateway(cp)
     assert all(r.ready for r in lane.status())
 
 
@@ -817,12 +994,10 @@ def test_guard_no_connection_to_the_current_foreign_context(world: World):
     """HOME and KUBECONFIG (set for the whole module) name a kubeconfig whose current
     context is a live foreign listener; up, status and down against the real control
     plane as the parity cluster must not connect to it once."""
-    cp = world.cp
     before = world.foreign_kubeconfig.read_bytes()
     assert yaml.safe_load(before)["current-context"] == "prod-admin"
     assert os.environ["KUBECONFIG"] == str(world.foreign_kubeconfig)
     lane = world.up(1)
-    program_gateway(cp)
     assert all(r.ready for r in lane.status())
     assert lane.down().startswith(f"removed cluster {CLUSTER}")
     assert world.foreign.count == 0

@@ -19,6 +19,8 @@
     images      build, then kind load only images whose ID the node does not have
     apply       server-side apply (field manager parity) wave by wave, waiting for
                 each wave's workloads before the next
+    routes      wait until the controller has programmed the Gateway and accepted
+                every HTTPRoute with its references resolved; fail with its reason
     prune       delete parity-labelled objects that are no longer rendered
     report      endpoints
 
@@ -46,6 +48,9 @@ from . import UI, ServiceStatus, Step, run_steps
 KIND_MIN = (0, 24, 0)
 KUBECTL_MIN = (1, 29, 0)
 MIN_DOCKER_MEMORY = 6 * 1024**3
+#: How long the edge may take to program the Gateway (its proxy image is pulled on
+#: the first run) and accept every route; never more than --timeout.
+EDGE_READY_SECONDS = 600
 EDGE_VERSION = "v1.5.0"
 EDGE_URL = ("https://github.com/envoyproxy/gateway/releases/download/"
             f"{EDGE_VERSION}/install.yaml")
@@ -214,6 +219,8 @@ class KindLane:
             Step("secrets", "local CA, edge certificate and secret values", self.ensure_secrets),
             Step("images", "images: build, load what the node lacks", self.ensure_images),
             Step("apply", "apply and wait, wave by wave", self.apply_waves),
+            Step("routes", "wait until the Gateway is programmed and every route accepted",
+                 self.wait_edge),
             Step("prune", "prune objects no longer rendered", self.prune),
         ]
         run_steps(steps, self.ui)
@@ -642,6 +649,52 @@ class KindLane:
                 removed.append(f"{kind}/{meta['name']}")
         return f"removed {len(removed)}" + (f": {', '.join(removed)}" if removed else "")
 
+    def edge_verdicts(self) -> dict[str, "object"]:
+        """``Gateway/<name>`` and ``HTTPRoute/<name>`` -> verdict, for what is rendered."""
+        from .. import kreadiness
+
+        gateway = self._render_const("GATEWAY_NAME")
+        ns = self.stack.namespace
+        out = {}
+        for doc in self.docs():
+            kind, name = doc["kind"], doc["metadata"]["name"]
+            if kind == "Gateway":
+                out[f"Gateway/{name}"] = kreadiness.gateway_verdict(
+                    self.kube.get("gateway.networking.k8s.io/v1", kind, name, ns))
+            elif kind == "HTTPRoute":
+                out[f"HTTPRoute/{name}"] = kreadiness.route_verdict(
+                    self.kube.get("gateway.networking.k8s.io/v1", kind, name, ns), gateway)
+        return out
+
+    def wait_edge(self) -> str:
+        """Workloads being ready is not the stack being reachable: wait for the
+        controller to program the Gateway and accept every route, and fail with its
+        reason (a route no listener takes, a backend it cannot resolve)."""
+        if self.stack.routing != "gateway":
+            return "Ingress routing: no route status to wait for"
+        seconds = min(self.timeout, EDGE_READY_SECONDS)
+        started = time.monotonic()
+        hint = (f"kubectl --kubeconfig {self.kubeconfig.relative_to(self.root)} -n "
+                f"{self.stack.namespace} describe gateway,httproute; inv lint --mode kind "
+                "names broken references")
+        with self.ui.status("routes: waiting") as status:
+            while True:
+                verdicts = self.edge_verdicts()
+                failed = {n: v for n, v in verdicts.items() if v.state == "failed"}
+                if failed:
+                    raise CheckFailed("edge: " + "; ".join(f"{n}: {v.reason}"
+                                                           for n, v in failed.items()), hint=hint)
+                pending = {n: v for n, v in verdicts.items() if not v.ready}
+                if not pending:
+                    routes = sum(1 for n in verdicts if n.startswith("HTTPRoute/"))
+                    return f"Gateway programmed, {routes} routes accepted"
+                if time.monotonic() - started > seconds:
+                    raise CheckFailed(f"edge: not ready after {seconds:.0f} s: " + "; ".join(
+                        f"{n}: {v.reason}" for n, v in pending.items()), hint=hint)
+                status.update("routes: waiting for " + ", ".join(
+                    f"{n} ({v.reason})" for n, v in pending.items()))
+                time.sleep(1)
+
     def wait_for(self, fn, what: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not fn():
@@ -672,15 +725,7 @@ class KindLane:
         rows = []
         for name, svc in self.stack.services.items():
             if svc.role == "edge":
-                gw = self.kube.get("gateway.networking.k8s.io/v1", "Gateway",
-                                   self._render_const("GATEWAY_NAME"), self.stack.namespace)
-                conds = ((gw or {}).get("status") or {}).get("conditions") or []
-                programmed = any(c.get("type") == "Programmed" and c.get("status") == "True"
-                                 for c in conds)
-                rows.append(ServiceStatus(name, svc.phase, "gateway",
-                                          "programmed" if programmed else "pending",
-                                          "healthy" if programmed else "starting", programmed,
-                                          "" if programmed else "Gateway not programmed yet"))
+                rows.append(self.edge_status(name, svc.phase))
                 continue
             kind = {"stateless": "Deployment", "stateful": "StatefulSet",
                     "job": "Job"}[svc.workload]
@@ -688,6 +733,28 @@ class KindLane:
             rows.append(kreadiness.service_status(name, svc.phase, svc.workload, v,
                                                   urls.get(name, "")))
         return rows
+
+    def edge_status(self, name: str, phase: int) -> ServiceStatus:
+        """The edge's row: the Gateway's verdict, else the first route that is not
+        served (a ready Gateway with a rejected route is not a working edge)."""
+        if not self.files:
+            from ..render import RenderContext, render
+
+            self.files = render(self.stack, RenderContext.for_output(self.root, self.out))
+        verdicts = self.edge_verdicts()
+        gateway = next((v for n, v in verdicts.items() if n.startswith("Gateway/")), None)
+        if gateway is None:  # Ingress routing
+            return ServiceStatus(name, phase, "ingress", "applied", "healthy", True, "")
+        if not gateway.ready:
+            return ServiceStatus(name, phase, "gateway", gateway.state, gateway.health, False,
+                                 gateway.reason)
+        bad = [(n, v) for n, v in verdicts.items() if not v.ready]
+        if bad:
+            n, v = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            return ServiceStatus(name, phase, "gateway", v.state, v.health, False,
+                                 f"{n}: {v.reason}{more}")
+        return ServiceStatus(name, phase, "gateway", "programmed", "healthy", True, "")
 
     def cluster_summary(self) -> dict:
         """The cluster and its nodes, for the head of ``status``."""
