@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
+from foreign import ForeignAPI  # tests/foreign.py
 from parity import cli
 from parity.layers import Selection
 
@@ -70,43 +70,14 @@ def test_without_the_engine_it_stops_after_saying_so(repo_copy: Path, monkeypatc
     assert data["ready"] is False
 
 
-class CountingListener:
-    """Stands in for the API server of the user's own current context."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.sock.settimeout(0.2)
-        self.connections = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
-
 @needs_engine
 def test_kind_lane_never_contacts_the_users_context(repo_copy: Path, tmp_path: Path,
                                                     monkeypatch) -> None:
-    listener = CountingListener()
+    listener = ForeignAPI()
     cfg = tmp_path / "config"
-    port = listener.sock.getsockname()[1]
     cfg.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "prod-eu",
-        "clusters": [{"name": "prod", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "clusters": [{"name": "prod", "cluster": {"server": listener.url}}],
         "contexts": [{"name": "prod-eu", "context": {"cluster": "prod", "user": "me"}}],
         "users": [{"name": "me", "user": {"token": "t"}}]}))
     monkeypatch.setenv("KUBECONFIG", str(cfg))
@@ -115,7 +86,7 @@ def test_kind_lane_never_contacts_the_users_context(repo_copy: Path, tmp_path: P
     finally:
         listener.close()
     checks = {c["check"]: c for c in json.loads(text)["checks"]}
-    assert listener.connections == 0
+    assert listener.count == 0
     assert checks["kube context"]["detail"] == (
         "your current context 'prod-eu' is never used; parity talks only to "
         ".parity/kind/kubeconfig (context kind-parity-parity, on loopback)")

@@ -75,6 +75,7 @@ import pytest
 import requests
 import yaml
 
+from foreign import ForeignAPI  # tests/foreign.py
 from parity import images as parity_images
 from parity import secrets as parity_secrets
 from parity import tls
@@ -328,39 +329,6 @@ def copy_inputs(dst: Path) -> Path:
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns(
             "local", "__pycache__", "*.egg-info"))
     return dst
-
-
-class ForeignAPI:
-    """A real listener on 127.0.0.1 standing in for someone else's API server; counts
-    every connection it receives."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.count = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
 
 
 def free_port_pair() -> tuple[int, int]:
