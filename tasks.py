@@ -197,23 +197,30 @@ def validate(c, mode="compose", phase=1, profile=None, set=None, json=False):
     _finish(*cli.validate(ROOT, _sel(mode, phase, profile, set), json))
 
 
-@task(iterable=["set"], auto_shortflags=False, help=LANE_HELP)
+DRY_RUN_HELP = "name what would be removed, remove nothing"
+
+
+@task(iterable=["set"], auto_shortflags=False, help={**LANE_HELP, "dry-run": DRY_RUN_HELP})
 @engine
-def down(c, mode="compose", phase=1, profile=None, set=None):
+def down(c, mode="compose", phase=1, profile=None, set=None, dry_run=False):
     """Remove everything parity created for the environment, and nothing else."""
     from parity import cli
 
-    _out(cli.down(ROOT, _sel(mode, phase, profile, set)))
+    _out(cli.down(ROOT, _sel(mode, phase, profile, set), dry_run))
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)"})
+      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)",
+            "dry-run": DRY_RUN_HELP})
 @engine
-def reset(c, mode="compose", phase=1, profile=None, set=None, timeout=600):
+def reset(c, mode="compose", phase=1, profile=None, set=None, timeout=600, dry_run=False):
     """Destroy and recreate the environment from zero (fresh volumes, reseeded)."""
     from parity import cli
 
     sel = _sel(mode, phase, profile, set)
+    if dry_run:
+        _out(cli.down(ROOT, sel, dry_run=True) + "\nthen: up from zero")
+        return
     _out(cli.down(ROOT, sel))
     _out(cli.up(ROOT, sel, float(timeout)))
 

@@ -278,8 +278,8 @@ def validate(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, in
         int(failed)
 
 
-def down(root: Path, sel: Selection) -> str:
-    return lane(root, sel, quiet=True).down()
+def down(root: Path, sel: Selection, dry_run: bool = False) -> str:
+    return lane(root, sel, quiet=True).down(dry_run)
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:

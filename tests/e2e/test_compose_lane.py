@@ -100,6 +100,14 @@ def test_compose_lane_end_to_end(unrelated) -> None:
     assert sorted(docker("ps", "-aq", "--no-trunc", "--filter",
                          "label=parity.dev/stack=parity").split()) == before
 
+    # down --dry-run names what down would remove, and removes nothing
+    plan = inv("down", "--dry-run").stdout
+    assert plan.startswith("would remove (nothing removed yet):\n"), plan
+    assert "parity_postgres-data" in plan and "14 containers" in plan, plan
+    assert UNRELATED not in plan
+    assert sorted(docker("ps", "-aq", "--no-trunc", "--filter",
+                         "label=parity.dev/stack=parity").split()) == before
+
     status = json.loads(inv("status", "--phase", "3", "--json").stdout)
     assert status["ready"] is True
     assert len(status["services"]) == 14

@@ -921,7 +921,11 @@ def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_p
         world.up(1)
     calls_before, deletes_before = len(world.calls()), len(world.deletes())
     lane = world.lane(1)
-    assert lane.down() == f"removed cluster {CLUSTER}, .parity/kind"
+    assert lane.down(dry_run=True) == (f"would remove (nothing removed yet): cluster {CLUSTER} "
+                                       "(with its volumes), .parity/kind")
+    assert not [c for c in world.calls()[calls_before:] if c[0] == "delete"]
+    assert CLUSTER in world.clusters() and (world.state / "kind").exists()
+    assert lane.down() == f"removed cluster {CLUSTER} (with its volumes), .parity/kind"
     deletes = [c for c in world.calls()[calls_before:] if c[0] == "delete"]
     assert deletes == [["delete", "cluster", "--name", CLUSTER, "--kubeconfig",
                         str(world.kubeconfig)]]
@@ -936,6 +940,7 @@ def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_p
     rows = lane.status()
     assert {(r.state, r.reason) for r in rows} == {("missing", f"no cluster {CLUSTER}")}
     assert lane.down() == "removed nothing (no cluster)"
+    assert lane.down(dry_run=True) == "would remove nothing (no cluster)"
 
     # a cluster of parity's name that parity did not create (no record): refused
     own = tmp_path / "users-own-kubeconfig"

@@ -329,8 +329,9 @@ class ComposeLane:
 
     # ------------------------------------------------------------------ down
 
-    def down(self) -> str:
-        """Remove parity's containers, networks and volumes of this stack, nothing else."""
+    def down(self, dry_run: bool = False) -> str:
+        """Remove parity's containers, networks and volumes of this stack, nothing else
+        (``dry_run``: name them, remove nothing)."""
         docker.engine_ok()
         project = {"com.docker.compose.project": self.project}
         ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
@@ -343,6 +344,15 @@ class ComposeLane:
                     f"the Compose project '{self.project}' has {kind}s parity did not create: "
                     f"{names}", hint="parity leaves them alone; remove them yourself or rename "
                                      "that project")
+        if dry_run:
+            found = {kind: sorted(r.get("Names") or r.get("Name") or r.get("ID", "?")
+                                  for r in docker.labelled(kind, ours))
+                     for kind in ("container", "volume", "network")}
+            if not any(found.values()):
+                return "would remove nothing: parity has no containers, volumes or networks"
+            return "would remove (nothing removed yet):\n" + "\n".join(
+                f"  {len(names)} {kind}{'s' if len(names) != 1 else ''}: {', '.join(names)}"
+                for kind, names in found.items() if names)
         containers = [r["ID"] for r in docker.labelled("container", ours)]
         if containers:
             docker.run(["docker", "rm", "-f", "-v", *containers], timeout=120)

@@ -772,8 +772,9 @@ class KindLane:
 
     # ------------------------------------------------------------------ down
 
-    def down(self) -> str:
-        """Delete parity's cluster and the local artifacts made for it, nothing else."""
+    def down(self, dry_run: bool = False) -> str:
+        """Delete parity's cluster and the local artifacts made for it, nothing else
+        (``dry_run``: name them, delete nothing)."""
         removed = []
         if self.cluster_exists():
             if not self.kubeconfig.exists():
@@ -785,10 +786,15 @@ class KindLane:
                     f"the kind cluster {self.cluster} has no parity record; parity only "
                     "deletes clusters it created", hint=f"kind delete cluster --name "
                     f"{self.cluster} if it is yours to delete")
-            self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
-                      str(self.kubeconfig), timeout=300)
-            removed.append(f"cluster {self.cluster}")
+            if not dry_run:
+                self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
+                          str(self.kubeconfig), timeout=300)
+            removed.append(f"cluster {self.cluster} (with its volumes)")
         if self.kind_dir.exists():
-            shutil.rmtree(self.kind_dir)
+            if not dry_run:
+                shutil.rmtree(self.kind_dir)
             removed.append(str(self.kind_dir.relative_to(self.root)))
+        if dry_run:
+            return ("would remove (nothing removed yet): " + ", ".join(removed)) if removed \
+                else "would remove nothing (no cluster)"
         return "removed " + (", ".join(removed) if removed else "nothing (no cluster)")
