@@ -929,6 +929,10 @@ def test_notification_worker_seeds_outbox_stream_when_nats_comes_up(postgres):
         _, body, _ = wait_http(f"http://127.0.0.1:{health}/readyz", 200, proc=proc, timeout=20)
         assert set(body["checks"]) == {"nats", "postgres", "jetstream"}, body
         assert body["checks"]["jetstream"]["detail"].startswith("stream OUTBOX (outbox.>;"), body
+        # the stream exists (so /readyz says 200) a moment before the worker logs it
+        end = time.monotonic() + 5
+        while "stream OUTBOX created" not in proc.output() and time.monotonic() < end:
+            time.sleep(0.1)
         out = proc.output()
         assert "retrying in" in out and "notification: JetStream stream OUTBOX created" in out, out
         with deps.NatsClient(url, name="t-js-worker") as nc:
