@@ -8,7 +8,6 @@ validation -> :class:`Stack` for the chosen mode and phase.
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
