@@ -82,15 +82,13 @@ def _kube_context(root: Path, cluster: str) -> Finding:
 
 
 def _images(stack) -> Finding:
-    from . import docker
+    from . import images
 
     wanted = sorted({s.image for s in stack.services.values() if s.role != "edge"
                      or stack.mode == "compose"})
-    present = []
-    for image in wanted:
-        if docker.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
-                      check=False, timeout=30).returncode == 0:
-            present.append(image)
+    found = images.local_images(wanted)  # one docker call when all are present
+    present = list(found) if found is not None else [
+        i for i in wanted if images.local_image(i) is not None]
     missing = [i for i in wanted if i not in present]
     detail = f"{len(present)} of {len(wanted)} images of profile {stack.profile} present"
     if not missing:
