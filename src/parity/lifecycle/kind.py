@@ -649,15 +649,19 @@ class KindLane:
                 removed.append(f"{kind}/{meta['name']}")
         return f"removed {len(removed)}" + (f": {', '.join(removed)}" if removed else "")
 
-    def edge_verdicts(self) -> dict[str, "object"]:
+    def edge_objects(self) -> list[tuple[str, str]]:
+        """(kind, name) of the rendered Gateway and HTTPRoutes."""
+        return [(d["kind"], d["metadata"]["name"]) for d in self.docs()
+                if d["kind"] in ("Gateway", "HTTPRoute")]
+
+    def edge_verdicts(self, objects: list[tuple[str, str]] | None = None) -> dict[str, "object"]:
         """``Gateway/<name>`` and ``HTTPRoute/<name>`` -> verdict, for what is rendered."""
         from .. import kreadiness
 
         gateway = self._render_const("GATEWAY_NAME")
         ns = self.stack.namespace
         out = {}
-        for doc in self.docs():
-            kind, name = doc["kind"], doc["metadata"]["name"]
+        for kind, name in self.edge_objects() if objects is None else objects:
             if kind == "Gateway":
                 out[f"Gateway/{name}"] = kreadiness.gateway_verdict(
                     self.kube.get("gateway.networking.k8s.io/v1", kind, name, ns))
@@ -677,9 +681,10 @@ class KindLane:
         hint = (f"kubectl --kubeconfig {self.kubeconfig.relative_to(self.root)} -n "
                 f"{self.stack.namespace} describe gateway,httproute; inv lint --mode kind "
                 "names broken references")
+        objects = self.edge_objects()  # parsed once, polled many times
         with self.ui.status("routes: waiting") as status:
             while True:
-                verdicts = self.edge_verdicts()
+                verdicts = self.edge_verdicts(objects)
                 failed = {n: v for n, v in verdicts.items() if v.state == "failed"}
                 if failed:
                     raise CheckFailed("edge: " + "; ".join(f"{n}: {v.reason}"
