@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the k8s test control plane from source through the Go module proxy
 # (docs/testbin.md): kube-apiserver, kube-controller-manager, kube-scheduler
-# (testbin/go.mod), etcd (testbin/etcd/go.mod) and kwok (testbin/kwok/go.mod),
-# plus the Gateway API standard CRDs from the sigs.k8s.io/gateway-api module.
+# (testbin/go.mod), etcd (testbin/etcd/go.mod) and kwok (testbin/kwok/go.mod). The
+# Gateway API CRDs the tests install are the ones parity vendors
+# (src/parity/schemas/gateway-api-v1.4.0/crds).
 #
 # Output goes to a cache directory outside the tracked tree:
 #   ${PARITY_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/parity/testbin/<version-key>}
@@ -22,12 +23,6 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# Pinned here, not in a go.mod: the CRD manifests are data, fetched as a module
-# zip and checked against this go.sum-style hash (the checksum database also
-# checks it on first download).
-GATEWAY_API_VERSION=v1.2.1
-GATEWAY_API_SUM="h1:fZZ/+RyRb+Y5tGkwxFKuYuSRQHu9dZtbjenblleOLHM="
-
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 
 # The version a module file requires for one module path ("require X vN" or a
@@ -45,14 +40,13 @@ done
 
 digest=$(cd "$HERE" && cat go.mod go.sum tools.go etcd/go.mod etcd/go.sum etcd/tools.go \
   kwok/go.mod kwok/go.sum kwok/tools.go build.sh | sha256sum | cut -c1-12)
-KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gwapi-${GATEWAY_API_VERSION}_${digest}"
+KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${digest}"
 OUT=${PARITY_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/parity/testbin/$KEY}
 STAMP="$OUT/.complete"
 
 complete() { # the stamp names this key (PARITY_TESTBIN may hold an older build)
   grep -qx "key=$KEY" "$STAMP" 2>/dev/null || return 1
   for b in "${BINARIES[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
-  compgen -G "$OUT/crds/gateway-api/*.yaml" >/dev/null || return 1
 }
 
 force=0
@@ -73,7 +67,7 @@ command -v go >/dev/null || { echo "testbin: Go is not installed (Go >= 1.26 bui
 echo "testbin: building into $OUT"
 echo "testbin: $(go version); GOPROXY=$(go env GOPROXY)"
 rm -f "$STAMP"
-mkdir -p "$OUT/bin" "$OUT/crds"
+mkdir -p "$OUT/bin"
 
 export CGO_ENABLED=0
 # readonly: a go.sum that does not match fails the build instead of being edited.
@@ -114,27 +108,12 @@ step kubernetes "$K8S_VERSION" "$HERE" "$k8s_ldflags" "$OUT/bin/" \
 step etcd "$ETCD_VERSION" "$HERE/etcd" "" "$OUT/bin/etcd" go.etcd.io/etcd/server/v3
 step kwok "$KWOK_VERSION" "$HERE/kwok" "" "$OUT/bin/" sigs.k8s.io/kwok/cmd/kwok
 
-echo "testbin: [gateway-api $GATEWAY_API_VERSION] standard CRDs"
-# From outside any module, so no go.sum here is touched.
-gw_json=$(cd / && GOFLAGS= go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
-gw_dir=$(echo "$gw_json" | sed -n 's/.*"Dir": "\([^"]*\)".*/\1/p')
-gw_sum=$(echo "$gw_json" | sed -n 's/.*"Sum": "\([^"]*\)".*/\1/p')
-if [ "$gw_sum" != "$GATEWAY_API_SUM" ]; then
-  echo "testbin: sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION has sum $gw_sum, expected $GATEWAY_API_SUM" >&2
-  exit 1
-fi
-rm -rf "$OUT/crds/gateway-api"
-mkdir -p "$OUT/crds/gateway-api"
-cp "$gw_dir"/config/crd/standard/*.yaml "$OUT/crds/gateway-api/"
-chmod 0644 "$OUT/crds/gateway-api/"*.yaml
-
 total=$(( $(date +%s) - total_start ))
 {
   echo "key=$KEY"
   echo "kubernetes=$K8S_VERSION"
   echo "etcd=$ETCD_VERSION"
   echo "kwok=$KWOK_VERSION"
-  echo "gateway-api=$GATEWAY_API_VERSION"
   echo "go=$(go env GOVERSION)"
   echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "timings=${timings[*]} total=${total}s"

@@ -32,6 +32,7 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     docs = [d for d in yaml.load_all(files["manifests.yaml"], Loader=loader) if d]
+    docs += [d for d in yaml.load_all(files.get("edge.yaml", ""), Loader=loader) if d]
     rows = []
     for version in (v.K8S_OLDEST, v.newest_k8s()):
         problems = []
@@ -48,8 +49,8 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
     gw = [d for d in docs if d.get("kind") in v.GATEWAY_KINDS]
     for d in gw:
         problems += [f"{d['kind']}/{d['metadata']['name']}: {p}" for p in v.gateway_validate(d)]
-    rows.append(Row("", "Gateway API v1.2.1 CRD schemas", not problems, f"{len(gw)} objects",
-                    problems))
+    rows.append(Row("", f"Gateway API {v.GATEWAY_API_VERSION} CRD schemas", not problems,
+                    f"{len(gw)} objects", problems))
     config = yaml.safe_load(files["kind-config.yaml"])
     problems = v.kind_config_problems(config)
     rows.append(Row("", "kind v1alpha4 cluster config", not problems, "", problems))

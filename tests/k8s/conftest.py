@@ -15,7 +15,8 @@ ports, with everything under pytest's tmp directory:
   Node, so pods are scheduled and reach Running/Ready (Jobs' pods Succeeded) by
   kwok's default stages. Images never matter: no container runs.
 
-Then it installs the Gateway API standard CRDs (v1.2.1, from the testbin) and
+Then it installs the Gateway API standard CRDs (v1.4.0: the ones the kind lane
+vendors and installs, ``src/parity/schemas/gateway-api-v1.4.0/crds``) and
 waits for them to be Established, and gives the cluster what kind gives every
 cluster: a default StorageClass ``standard`` (WaitForFirstConsumer) and a stand-in
 for its local-path provisioner (:class:`_FakeProvisioner`: a hostPath PV for each
@@ -67,6 +68,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 STORAGE_CLASS = "standard"  # kind's default StorageClass
 KIND_PROVISIONER = "rancher.io/local-path"  # kind's provisioner, which this stands in for
 KUBECTL = os.environ.get("PARITY_KUBECTL", "kubectl")
+#: The Gateway API CRDs the kind lane installs (vendored, SHA-256 pinned), so the
+#: tests meet exactly the CRDs a real cluster gets.
+from parity.render.edge import CRD_DIR as GATEWAY_API_CRDS  # noqa: E402
 
 
 # --------------------------------------------------------------------------- testbin
@@ -84,9 +88,9 @@ def testbin_dir() -> Path:
 def require_testbin() -> Path:
     out = testbin_dir()
     missing = [b for b in BINARIES if not os.access(out / "bin" / b, os.X_OK)]
-    if not (out / ".complete").is_file() or missing or not list((out / "crds" / "gateway-api").glob("*.yaml")):
+    if not (out / ".complete").is_file() or missing:
         pytest.fail(f"the k8s testbin is not built (expected in {out}; missing: "
-                    f"{', '.join(missing) or 'the .complete stamp or CRDs'}). Build it: {BUILD_HINT}. "
+                    f"{', '.join(missing) or 'the .complete stamp'}). Build it: {BUILD_HINT}. "
                     "CI builds it when missing; these tests fail rather than skip.",
                     pytrace=False)
     return out
@@ -597,7 +601,7 @@ def control_plane(tmp_path_factory) -> ControlPlane:
     workdir = tmp_path_factory.mktemp("k8s")
     procs: dict[str, _Proc] = {}
     try:
-        cp = start_control_plane(workdir, out / "bin", out / "crds" / "gateway-api", procs)
+        cp = start_control_plane(workdir, out / "bin", GATEWAY_API_CRDS, procs)
     except (StartError, AssertionError, requests.RequestException, subprocess.SubprocessError) as exc:
         _stop_all(procs)
         logs = "\n".join(f"  {p.log}" for p in procs.values())

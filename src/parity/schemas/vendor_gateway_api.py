@@ -1,21 +1,25 @@
-"""Regenerate the vendored Gateway API schemas the kind render tests validate against.
+"""Regenerate the vendored Gateway API CRDs and the schemas the render checks use.
 
-kubernetes-validate knows only core Kubernetes kinds; ``Gateway`` and ``HTTPRoute``
-are CRDs. Their real schemas are the ``openAPIV3Schema`` of each version of the
-standard-channel CRDs of ``sigs.k8s.io/gateway-api`` v1.2.1. This script fetches
-the module through the Go module proxy (the only route to it on the project's
-machines), extracts those schemas and writes them as JSON next to this file, so
-the tests need neither Go nor the network:
+kubernetes-validate knows only core Kubernetes kinds; ``Gateway``, ``HTTPRoute`` and
+``GatewayClass`` are CRDs. The kind lane's edge controller (Traefik v3.6) implements
+the standard channel of ``sigs.k8s.io/gateway-api`` v1.4.0, so parity vendors that
+release: the CRD files exactly as the module ships them (the driver installs them,
+``parity.edgecrds``), and the ``openAPIV3Schema`` of each version of the three kinds
+parity renders (the offline lane validates against them). This script fetches the
+module through the Go module proxy (the only route to it on the project's machines)
+and checks it against the pinned go.sum hash, so neither the tests nor ``up`` need
+Go or the network:
 
     python src/parity/schemas/vendor_gateway_api.py            # go mod download, then extract
     python src/parity/schemas/vendor_gateway_api.py MODULE_DIR # extract from an unpacked module
 
-Written: ``gateway-api-v1.2.1/{gateway,httproute}.json``, each
-``{"crd", "bundle_version", "channel", "source", "source_sha256", "versions": {NAME:
-openAPIV3Schema}}``. ``description`` keywords are dropped (they are documentation
-only and are 80% of the bytes); every other keyword, including the
-``x-kubernetes-*`` extensions and CEL rules, is kept verbatim. Rerun after bumping
-``VERSION`` and review the diff.
+Written under ``gateway-api-v1.4.0/``: ``crds/*.yaml`` and ``crds/SHA256SUMS`` (the
+module's standard-channel CRDs, byte for byte), and ``{gateway,httproute,
+gatewayclass}.json``, each ``{"crd", "bundle_version", "channel", "source",
+"source_sha256", "versions": {NAME: openAPIV3Schema}}``. ``description`` keywords are
+dropped from the JSON (they are documentation only and are 80% of the bytes); every
+other keyword, including the ``x-kubernetes-*`` extensions and CEL rules, is kept
+verbatim. Rerun after bumping ``VERSION`` and ``MODULE_SUM`` and review the diff.
 """
 
 from __future__ import annotations
@@ -30,10 +34,13 @@ from pathlib import Path
 import yaml
 
 MODULE = "sigs.k8s.io/gateway-api"
-VERSION = "v1.2.1"
+VERSION = "v1.4.0"
+MODULE_SUM = "h1:ZwlNM6zOHq0h3WUX2gfByPs2yAEsy/EenYJB78jpQfQ="
+STANDARD = "config/crd/standard"
 CRDS = {
-    "gateway": "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
-    "httproute": "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+    "gateway": f"{STANDARD}/gateway.networking.k8s.io_gateways.yaml",
+    "httproute": f"{STANDARD}/gateway.networking.k8s.io_httproutes.yaml",
+    "gatewayclass": f"{STANDARD}/gateway.networking.k8s.io_gatewayclasses.yaml",
 }
 OUT = Path(__file__).resolve().parent / f"gateway-api-{VERSION}"
 
@@ -48,7 +55,10 @@ def module_dir() -> Path:
                        capture_output=True)
         out = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{VERSION}"],
                              cwd=tmp, check=True, capture_output=True, text=True).stdout
-    return Path(json.loads(out)["Dir"])
+    info = json.loads(out)
+    if info["Sum"] != MODULE_SUM:
+        raise SystemExit(f"{MODULE}@{VERSION} has sum {info['Sum']}, expected {MODULE_SUM}")
+    return Path(info["Dir"])
 
 
 def strip_descriptions(node):
@@ -89,9 +99,27 @@ def extract(root: Path) -> dict[str, dict]:
     return result
 
 
+def copy_crds(root: Path) -> None:
+    """The standard channel's CRD files, unchanged, and their SHA-256 sums."""
+    crds = OUT / "crds"
+    crds.mkdir(parents=True, exist_ok=True)
+    for old in crds.glob("*.yaml"):
+        old.unlink()
+    sums = []
+    for src in sorted((root / STANDARD).glob("*.yaml")):
+        raw = src.read_bytes()
+        (crds / src.name).write_bytes(raw)
+        sums.append(f"{hashlib.sha256(raw).hexdigest()}  {src.name}\n")
+    (crds / "SHA256SUMS").write_text(
+        f"# {MODULE}@{VERSION} ({MODULE_SUM}), {STANDARD}/\n" + "".join(sums),
+        encoding="utf-8")
+    print(f"wrote {len(sums)} CRDs and SHA256SUMS to {crds}")
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[1]) if len(argv) > 1 else module_dir()
     OUT.mkdir(parents=True, exist_ok=True)
+    copy_crds(root)
     for name, data in extract(root).items():
         path = OUT / f"{name}.json"
         path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
