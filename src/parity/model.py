@@ -91,6 +91,16 @@ class Build:
 
 
 @dataclass(frozen=True)
+class RuntimeImage:
+    """An image the kind lane runs besides the services (``stack.kind.node`` and
+    ``stack.kind.edge``), and its build where the profile builds it."""
+
+    name: str        # the model path, e.g. stack.kind.node
+    image: str
+    build: Build | None = None
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     phase: int
@@ -167,6 +177,9 @@ class Stack:
     services: dict[str, Service]
     secrets: dict[str, Secret]
     layers: tuple[str, ...] = field(default=())
+    #: The kind lane's node image and edge controller image (placement).
+    kind_node: RuntimeImage = RuntimeImage("stack.kind.node", schema.KIND_NODE_IMAGE)
+    kind_edge: RuntimeImage = RuntimeImage("stack.kind.edge", schema.KIND_EDGE_IMAGE)
     #: Where each model path was set (file:line), for errors found after loading,
     #: e.g. by a renderer. Not part of the model: ignored by ==.
     origins: "Origins | None" = field(default=None, compare=False, repr=False)
@@ -672,6 +685,13 @@ def _cycles(services: dict) -> list[list[str]]:
 
 # --------------------------------------------------------------------------- build
 
+def _build(b: dict | None) -> Build | None:
+    if not b:
+        return None
+    return Build(b["context"], b.get("dockerfile"), b.get("target"),
+                 tuple(sorted((b.get("args") or {}).items())))
+
+
 def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
     st = data["stack"]
     secrets = {
@@ -701,8 +721,7 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
         services[name] = Service(
             name=name, phase=s["phase"], workload=s["workload"], role=s["role"],
             image=s["image"],
-            build=Build(b["context"], b.get("dockerfile"), b.get("target"),
-                        tuple(sorted((b.get("args") or {}).items()))) if b else None,
+            build=_build(b),
             command=tuple(s.get("command") or ()), args=tuple(s.get("args") or ()),
             working_dir=s.get("working_dir"), user=s.get("user"),
             ports=tuple(Port(p["name"], p["port"], p["protocol"]) for p in s.get("ports") or []),
@@ -726,6 +745,10 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
         http_port=edge["http_port"], https_port=edge["https_port"], mode=sel.mode,
         phase=sel.phase, profile=sel.effective_profile(), services=services, secrets=secrets,
         layers=tuple(describe(layers).split(" -> ")),
+        kind_node=RuntimeImage("stack.kind.node", st["kind"]["node"]["image"],
+                               _build(st["kind"]["node"].get("build"))),
+        kind_edge=RuntimeImage("stack.kind.edge", st["kind"]["edge"]["image"],
+                               _build(st["kind"]["edge"].get("build"))),
     )
 
 

@@ -48,18 +48,25 @@ _readiness = _obj({
     "initial_delay_seconds": {"type": "integer", "minimum": 0},
 }, minProperties=1)
 
+_build = _obj({
+    "context": {"type": "string"},
+    "dockerfile": {"type": "string"},
+    "target": {"type": "string"},
+    "args": {"type": "object", "additionalProperties": {"type": "string"}},
+}, ("context",))
+
+#: An image the kind lane runs outside the stack's services (its node, its edge
+#: controller): the image, and how to build it where it is built locally.
+_runtime_image = _obj({"image": {"type": "string", "minLength": 1}, "build": _build},
+                      ("image",))
+
 SERVICE = _obj({
     "description": {"type": "string"},
     "phase": {"type": "integer", "enum": [1, 2, 3]},
     "workload": {"enum": ["stateless", "stateful", "job"]},
     "role": {"enum": ["service", "edge"]},
     "image": {"type": "string", "minLength": 1},
-    "build": _obj({
-        "context": {"type": "string"},
-        "dockerfile": {"type": "string"},
-        "target": {"type": "string"},
-        "args": {"type": "object", "additionalProperties": {"type": "string"}},
-    }, ("context",)),
+    "build": _build,
     "command": _str_list,
     "args": _str_list,
     "working_dir": {"type": "string"},
@@ -114,6 +121,9 @@ STACK = _obj({
             "http_port": {"type": "integer", "minimum": 1, "maximum": 65535},
             "https_port": {"type": "integer", "minimum": 1, "maximum": 65535},
         }),
+        # the kind lane's runtime: its node image and the Gateway API controller
+        # that realises the edge there (placement, never contract)
+        "kind": _obj({"node": _runtime_image, "edge": _runtime_image}),
     }, ("name", "domain")),
     "secrets": {"type": "object", "propertyNames": {"pattern": DNS_LABEL},
                 "additionalProperties": _obj({
@@ -130,12 +140,19 @@ STACK = _obj({
                  "additionalProperties": SERVICE},
 }, ("stack", "services"))
 
+#: The node image of the kind CLI parity pins (kind v0.30.0's own default, by digest).
+KIND_NODE_IMAGE = ("kindest/node:v1.34.0@sha256:"
+                   "7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a")
+#: The kind lane's Gateway API controller (docs/decisions/0012).
+KIND_EDGE_IMAGE = "traefik:v3.6.12"
+
 #: Values filled in where a layer did not set them; provenance says "(default)".
 STACK_DEFAULTS = {
     "namespace": "parity",
     "internal_dns": "{service}",
     "routing": "gateway",
     "edge": {"bind": "127.0.0.1", "http_port": 80, "https_port": 443},
+    "kind": {"node": {"image": KIND_NODE_IMAGE}, "edge": {"image": KIND_EDGE_IMAGE}},
 }
 SERVICE_DEFAULTS = {"workload": "stateless", "role": "service", "replicas": 1}
 PORT_DEFAULTS = {"protocol": "tcp"}

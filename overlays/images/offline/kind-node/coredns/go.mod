@@ -1,6 +1,5 @@
-// Test infrastructure only (docs/decisions/0010): CoreDNS for the offline
-// kind node image, the version kubeadm v1.33 deploys.
-module parity.dev/testbin/nodeimage/coredns
+// CoreDNS for parity's offline kind node image, the version kubeadm v1.33 deploys.
+module parity.dev/images/kindnode/coredns
 
 go 1.24
 

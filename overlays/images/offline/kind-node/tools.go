@@ -2,7 +2,7 @@
 
 // Package nodeimage pins the node-side Kubernetes commands that build.sh
 // compiles into the offline kind node image (docs/decisions/0010). Same pins
-// as ../go.mod (k8s.io/kubernetes v1.33.13, staging modules v0.33.13).
+// as testbin/go.mod (k8s.io/kubernetes v1.33.13, staging modules v0.33.13).
 package nodeimage
 
 import (

@@ -1,6 +1,7 @@
-// Test infrastructure only (docs/testbin.md): Kubernetes control-plane binaries
-// built from source through the Go module proxy. The product is Python.
-module parity.dev/testbin/nodeimage
+// Kubernetes for parity's offline kind node image (docs/decisions/0010): kubelet,
+// kubeadm, kubectl, kube-proxy and the control plane, built from source through the
+// Go module proxy. Same pins as testbin/go.mod (the k8s tests' control plane).
+module parity.dev/images/kindnode
 
 go 1.24.0
 

@@ -1,5 +1,5 @@
-// Test infrastructure only (docs/decisions/0010): the kind CLI, pinned.
-module parity.dev/testbin/nodeimage/kind
+// The kind CLI parity runs (and the source of the node image's kind files), pinned.
+module parity.dev/images/kindnode/kind
 
 go 1.24
 
