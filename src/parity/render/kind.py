@@ -1,18 +1,20 @@
 """The kind renderer: a :class:`~parity.model.Stack` (mode ``kind``) to
-``kind-config.yaml`` (kind ``v1alpha4``) and ``manifests.yaml`` (multi-document).
+``kind-config.yaml`` (kind ``v1alpha4``), ``manifests.yaml`` (multi-document) and
+``edge.yaml`` (the edge controller, :mod:`parity.render.edge`).
 
 This module owns what the kind lane's objects look like: their names, labels,
 annotations and order. It does not touch a cluster; the kind driver applies the
 output. Pure: equal stacks give byte-identical text.
 
-**kind-config.yaml.** One control-plane node labelled ``ingress-ready`` and
-``parity.dev/edge`` (plus parity's own labels, so the driver can tell its node from
-any other cluster's), with ``extraPortMappings`` from ``stack.edge_bind`` (loopback,
-never 0.0.0.0): host ``http_port`` -> node port :data:`EDGE_NODEPORT_HTTP` and host
-``https_port`` -> :data:`EDGE_NODEPORT_HTTPS`. The edge controller the driver
-installs after the cluster exists exposes its proxy as a NodePort Service on
-exactly those two node ports; that is the contract between this file and the
-driver.
+**kind-config.yaml.** One control-plane node of image ``stack.kind.node.image``
+(the image profile decides it: upstream ``kindest/node`` by digest, or parity's
+offline node image), labelled ``ingress-ready`` and ``parity.dev/edge`` (plus
+parity's own labels, so the driver can tell its node from any other cluster's),
+with ``extraPortMappings`` from ``stack.edge_bind`` (loopback, never 0.0.0.0): host
+``http_port`` -> node port :data:`EDGE_NODEPORT_HTTP` and host ``https_port`` ->
+:data:`EDGE_NODEPORT_HTTPS`. The edge controller of ``edge.yaml`` exposes its proxy
+as a NodePort Service on exactly those two node ports; that is the contract between
+the two files.
 
 **manifests.yaml**, in this order:
 
@@ -43,7 +45,7 @@ driver.
 lint knows them): the ``ConfigMap`` :data:`LOCAL_CA_CONFIGMAP` (key ``ca.crt``,
 mounted at each ``ca_bundle`` path) and the TLS ``Secret`` :data:`EDGE_TLS_SECRET`,
 both made from the local CA; the ``GatewayClass`` :data:`GATEWAY_CLASS` and the
-controller behind it. A ``kubernetes.io/tls`` Secret without ``tls.crt``/``tls.key``
+controller behind it (``edge.yaml``, applied before ``manifests.yaml``). A ``kubernetes.io/tls`` Secret without ``tls.crt``/``tls.key``
 is rejected by the API server, so unlike Opaque secrets it cannot be rendered
 empty and filled later.
 
@@ -88,19 +90,16 @@ from ..model import SecretRef, Service, Stack
 from ..yamlio import dump_all
 from . import (LABEL_COMPONENT, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PART_OF, LABEL_PHASE,
                LABEL_SERVICE, LABEL_STACK, RenderContext)
+# The node ports of the edge controller's proxy Service, its in-cluster name and its
+# GatewayClass: the contract between kind-config.yaml, manifests.yaml and edge.yaml.
+from .edge import (EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE,  # noqa: F401
+                   GATEWAY_CLASS, edge_docs)
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 
-#: Node ports of the edge controller's proxy Service (see the module docstring).
-EDGE_NODEPORT_HTTP = 30080
-EDGE_NODEPORT_HTTPS = 30443
 #: The Gateway listener on a moved browser https port (``PARITY_HTTPS_PORT``).
 HTTPS_HOST_LISTENER = "https-host"
-#: The in-cluster name of the edge proxy. The driver installs Envoy Gateway and
-#: configures its EnvoyProxy so the proxy Service gets exactly this name.
-EDGE_PROXY_SERVICE = "parity-edge.envoy-gateway-system.svc.cluster.local"
-GATEWAY_CLASS = "parity-edge"
 GATEWAY_NAME = "edge"
 REDIRECT_ROUTE = "edge-https-redirect"
 EDGE_TLS_SECRET = "parity-edge-tls"
@@ -169,7 +168,8 @@ _K8S_EXPANDS = re.compile(r"\$(?=[($])")
 # --------------------------------------------------------------------------- entry
 
 def render_kind(stack: Stack, ctx: RenderContext) -> dict[str, str]:
-    """``{"kind-config.yaml": ..., "manifests.yaml": ...}`` for ``stack``.
+    """``{"kind-config.yaml": ..., "manifests.yaml": ..., "edge.yaml": ...}`` for
+    ``stack`` (``edge.yaml``: the edge controller, :mod:`parity.render.edge`).
 
     ``ctx`` is accepted for the common renderer signature; nothing in the kind
     output refers to a path."""
@@ -178,7 +178,8 @@ def render_kind(stack: Stack, ctx: RenderContext) -> dict[str, str]:
     config = r.cluster_config()
     docs = r.manifests()
     r.raise_errors()
-    return {"kind-config.yaml": dump_all([config]), "manifests.yaml": dump_all(docs)}
+    return {"kind-config.yaml": dump_all([config]), "manifests.yaml": dump_all(docs),
+            "edge.yaml": dump_all(edge_docs(stack))}
 
 
 def manifest_docs(stack: Stack) -> list[dict]:
@@ -282,6 +283,7 @@ class _Renderer:
             "name": f"parity-{st.name}",
             "nodes": [{
                 "role": "control-plane",
+                "image": st.kind_node.image,
                 "labels": {"ingress-ready": "true", "parity.dev/edge": "true",
                            LABEL_MANAGED: "true", LABEL_STACK: st.name},
                 "extraPortMappings": [mapping(st.http_port, EDGE_NODEPORT_HTTP),
