@@ -26,3 +26,47 @@ def check_api_received_the_rendered_contract(t) -> str:
         problems.append(f"values differ from the render: {', '.join(differ)}")
     assert not problems, "; ".join(problems)
     return f"{len(want)} env keys match by hash"
+
+
+def check_every_service_received_its_rendered_contract(t) -> str:
+    """Each running service's process was started with exactly its rendered env:
+    every contract key with the rendered value (compared by hash), and nothing else
+    but what its image sets itself and what the runtime adds on its own (kind: the
+    API server's KUBERNETES_* and HOSTNAME). Read from the runtime (Docker's
+    container config, containerd's OCI spec on the kind node), not from the app."""
+    from parity.model import SecretRef
+
+    checked, jobs, problems = [], [], []
+    for name, svc in sorted(t.stack.services.items()):
+        if svc.role == "edge":
+            continue  # realised differently per mode (decision 0007): transport
+        got = t.delivered(name)
+        if got is None:
+            if svc.workload == "job":
+                jobs.append(name)
+                continue
+            problems.append(f"{name}: no running container")
+            continue
+        want = {}
+        for key, value in t.env(name).items():
+            if isinstance(value, SecretRef):
+                value = t.secret(value.secret, value.key)
+            want[key] = t.sha256(value)
+        received = {k: t.sha256(v) for k, v in got.env.items()}
+        missing = sorted(set(want) - set(received))
+        differ = sorted(k for k in set(want) & set(received) if want[k] != received[k])
+        extra = sorted(k for k in set(received) - set(want) - got.platform_keys
+                       if got.image_env.get(k) != got.env[k])
+        bad = []
+        if missing:
+            bad.append(f"not received {', '.join(missing)}")
+        if differ:
+            bad.append(f"values differ from the render: {', '.join(differ)}")
+        if extra:
+            bad.append(f"received but not in the contract: {', '.join(extra)}")
+        if bad:
+            problems.append(f"{name} ({got.where}): " + "; ".join(bad))
+        checked.append(name)
+    assert not problems, "; ".join(problems)
+    note = f"; jobs not running now (not inspected): {', '.join(jobs)}" if jobs else ""
+    return f"{len(checked)} services received exactly their rendered env{note}"

@@ -45,6 +45,22 @@ def check_oidc_issuer_is_browser_facing(t) -> str:
     return issuer
 
 
+def check_oidc_discovery_from_inside(t) -> str:
+    """A service inside the runtime reaches the issuer at its browser URL (compose:
+    network aliases; kind: the CoreDNS rewrite), through the edge, trusting the local
+    CA: the API runs the discovery request itself."""
+    code = ("import json,os,ssl,urllib.request as u;"
+            "c=ssl.create_default_context(cafile=os.environ['SSL_CERT_FILE']);"
+            "r=u.urlopen(os.environ['OIDC_ISSUER_URL']+'/.well-known/openid-configuration',"
+            "context=c,timeout=10);print(json.load(r)['issuer'])")
+    r = t.exec("api", ["python3", "-c", code], timeout=30)
+    err = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    assert r.code == 0, f"discovery from inside the api container failed: {err}"
+    assert r.stdout.strip() == _issuer(t), \
+        f"issuer seen from inside {r.stdout.strip()!r} != browser-facing {_issuer(t)!r}"
+    return f"{_issuer(t)} from inside api"
+
+
 def check_api_uses_the_same_issuer(t) -> str:
     r = t.http.get(t.url("api", "/config"), timeout=10)
     assert r.status_code == 200, f"GET {r.url} -> {r.status_code}"

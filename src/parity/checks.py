@@ -46,7 +46,7 @@ class Result:
 class Target:
     """What a check may use, resolved for one mode."""
 
-    def __init__(self, root: Path, resolved, statuses: Callable[[], list]):
+    def __init__(self, root: Path, resolved, statuses: Callable[[], list], runtime=None):
         from . import tls
 
         self.root = root
@@ -57,6 +57,7 @@ class Target:
         self.address = "127.0.0.1"
         self.ca_file = str(tls.ca_paths(self.state)[0])
         self._statuses = statuses
+        self._runtime = runtime      # the lane's driver: delivered() and exec()
         self._http = None
 
     def url(self, route: str, path: str = "") -> str:
@@ -86,6 +87,16 @@ class Target:
 
     def statuses(self) -> list:
         return self._statuses()
+
+    def delivered(self, service: str):
+        """What the runtime started the service with (:class:`parity.lifecycle.
+        Delivered`), or None when it has no running container (a completed job)."""
+        return self._runtime.delivered(service)
+
+    def exec(self, service: str, argv: list[str], timeout: float = 60):
+        """Run a command inside the service's running container (compose) or a ready
+        pod of it (kind); returns :class:`parity.lifecycle.Exec`."""
+        return self._runtime.exec(service, argv, timeout)
 
     @property
     def http(self):

@@ -268,7 +268,7 @@ def validate(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, in
 
     driver = lane(root, sel, quiet=True)
     docker.engine_ok()
-    target = checks.Target(root, driver.resolved, driver.status)
+    target = checks.Target(root, driver.resolved, driver.status, runtime=driver)
     results = checks.run(root, target)
     failed = any(r.status == "fail" for r in results)
     if as_json:

@@ -83,3 +83,49 @@ def inspect(ids: list[str]) -> list[dict]:
     if not ids:
         return []
     return json.loads(run(["docker", "inspect", *ids], timeout=60).stdout)
+
+
+#: A marker in decision 0010's docker shim (testbin/docker-shim/docker): how doctor
+#: tells that kind's ``docker run --privileged`` goes through it.
+SHIM_MARKER = "parity-docker-shim"
+SHIM_DIR = "testbin/docker-shim"
+SHIM_HINT = ("kind runs its nodes with docker run --privileged. Where the engine cannot "
+             "(decision 0010), put parity's documented shim first on PATH for the kind "
+             f"lane: export PATH=\"$PWD/{SHIM_DIR}:$PATH\" (docs/runbook-kind.md"
+             "#docker-cannot-run-privileged-containers)")
+
+
+def shim_in_use() -> str | None:
+    """The path of the docker shim when it is the ``docker`` on PATH, else None."""
+    found = shutil.which("docker")
+    if found is None:
+        return None
+    try:
+        with open(found, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    return found if SHIM_MARKER.encode() in head else None
+
+
+def privileged_probe() -> tuple[bool | None, str]:
+    """Can the engine start a ``--privileged`` container? (True, how) / (False, why) /
+    (None, why not known). Starts a container that cannot run anything (its
+    entrypoint does not exist) from any local image, with no network; runc applies
+    the capabilities before it looks for the entrypoint, so the two failures tell
+    the answer apart. The container is removed (--rm); nothing is pulled."""
+    proc = run(["docker", "image", "ls", "-q", "--no-trunc"], check=False, timeout=30)
+    images = (proc.stdout or "").split()
+    if proc.returncode != 0 or not images:
+        return None, "no local image to probe with (the first build makes one)"
+    probe = run(["docker", "run", "--rm", "--privileged", "--network", "none",
+                 "--entrypoint", "/parity-privileged-probe", "--label",
+                 "parity.dev/managed=true", images[0]], check=False, timeout=60)
+    text = " ".join((probe.stderr or "").split())
+    if "apply caps" in text or "operation not permitted" in text:
+        m = re.search(r"(unable to apply caps[^.]*?|[^:]*operation not permitted)(: unknown|$)",
+                      text)
+        return False, "docker run --privileged fails: " + (m.group(1) if m else text[-160:])
+    if "no such file" in text or "not found" in text:
+        return True, "docker run --privileged works"
+    return None, text[-240:] or f"exit {probe.returncode}"

@@ -81,6 +81,74 @@ def _kube_context(root: Path, cluster: str) -> Finding:
                                        f"(context kind-{cluster}, on loopback)")
 
 
+def _privileged() -> Finding:
+    """kind's nodes need docker run --privileged; say whether this engine allows it,
+    and through what. The shim (decision 0010) is named, never applied."""
+    from . import docker
+
+    ok, detail = docker.privileged_probe()
+    shim = docker.shim_in_use()
+    if ok is False:
+        return Finding("privileged nodes", FAIL, detail, docker.SHIM_HINT)
+    if ok is None:
+        return Finding("privileged nodes", WARN, f"not checked: {detail}",
+                       "if kind create fails with 'unable to apply caps': "
+                       + docker.SHIM_HINT)
+    if shim:
+        return Finding("privileged nodes", OK, f"{detail} through the docker shim {shim} "
+                                               "(decision 0010: only for machines whose "
+                                               "Docker cannot)")
+    return Finding("privileged nodes", OK, detail)
+
+
+def _runtime_images(stack, root: Path) -> list[Finding]:
+    """The kind node image and the edge controller: present, or built by up (with
+    what it needs), or pulled by kind/the node from a registry."""
+    from . import images
+
+    fresh = images.freshness(stack, root)
+    out = []
+    for check, runtime in (("node image", stack.kind_node), ("edge controller",
+                                                             stack.kind_edge)):
+        where = stack.where(f"{runtime.name}.image") or runtime.name
+        if runtime.image in fresh:
+            ib, state = fresh[runtime.image]
+            missing = ib.script.missing() if ib.script else []
+            if state == "up to date":
+                out.append(Finding(check, OK, f"{runtime.image} built, up to date"))
+            elif missing:
+                out.append(Finding(check, FAIL, f"{runtime.image} ({where}) is {state}; its "
+                                   f"build ({ib.rel}) needs "
+                                   + ", ".join(n.command for n in missing),
+                                   "; ".join(n.hint for n in missing)))
+            else:
+                out.append(Finding(check, OK, f"{runtime.image}: {state}; up builds it from "
+                                   f"{ib.rel} (the first build takes minutes and needs the "
+                                   "Go module proxy" + (" and a Debian mirror"
+                                                        if ib.script and ib.script.root
+                                                        else "") + ")"))
+        elif images.local_image(runtime.image) is not None:
+            out.append(Finding(check, OK, f"{runtime.image} present"))
+        else:
+            out.append(Finding(check, WARN, f"{runtime.image} ({where}) is not here; "
+                               f"{'kind' if check == 'node image' else 'the node'} pulls it "
+                               "from its registry", "where no container registry is "
+                               "reachable use the offline profile (PROFILE=offline), which "
+                               "builds it"))
+    return out
+
+
+def _kubectl(lane) -> Finding:
+    version = lane.check_kubectl()
+    node = lane.node()
+    if version is None:
+        return Finding("kubectl", WARN, "not installed; parity does not need it",
+                       f"to look around yourself: docker exec {node} kubectl --kubeconfig "
+                       "/etc/kubernetes/admin.conf get pods -A")
+    return Finding("kubectl", OK, f"kubectl {_fmt(version)} (yours; parity talks to the API "
+                                  f"itself): kubectl --kubeconfig .parity/kind/kubeconfig …")
+
+
 def _images(stack) -> Finding:
     from . import images
 
@@ -128,14 +196,16 @@ def run(root: Path, resolved) -> list[Finding]:
         from .lifecycle.kind import KindLane
 
         lane = KindLane(root, resolved)
-        out.append(_attempt("kind", lane.check_kind, lambda v: f"kind {_fmt(v)}"))
-        out.append(_attempt("kubectl", KindLane.check_kubectl, lambda v: f"kubectl {_fmt(v)}"))
+        out.append(_attempt("kind", lane.check_kind, lambda detail: detail))
+        out.append(_privileged())
+        out += _runtime_images(stack, root)
         out.append(_attempt("docker memory", KindLane.check_memory,
                             lambda m: f"{m / 1024**3:.1f} GiB"))
         out.append(_attempt("host ports", lane.check_ports,
                             lambda _: f"{stack.edge_bind}:{stack.http_port} and "
                                       f":{stack.https_port} free (or the cluster's)"))
         out.append(_image_store())
+        out.append(_kubectl(lane))
         out.append(_kube_context(root, lane.cluster))
     out.append(_images(stack))
     ca = root / ".parity" / "ca" / "ca.crt"

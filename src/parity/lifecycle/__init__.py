@@ -93,6 +93,34 @@ class ServiceStatus:
         return asdict(self)
 
 
+@dataclass
+class Delivered:
+    """What the runtime started a service's process with (the live contract check
+    compares it with the render): its environment, the part of it the image itself
+    sets, and the keys the runtime adds on its own (transport, not contract)."""
+
+    env: dict[str, str]
+    image_env: dict[str, str]
+    platform_keys: frozenset[str] = frozenset()
+    where: str = ""                  # the container (or pod) it was read from
+
+
+@dataclass
+class Exec:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def env_list(items) -> dict[str, str]:
+    """``["K=V", ...]`` (the OCI and Docker form) -> a dict."""
+    out = {}
+    for item in items or []:
+        key, _, value = str(item).partition("=")
+        out[key] = value
+    return out
+
+
 def status_json(rows: list[ServiceStatus]) -> str:
     return json.dumps({"services": [r.as_json() for r in rows],
                        "ready": all(r.ready for r in rows)}, indent=2)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import docker
 from ..errors import CheckFailed, InputError, PrerequisiteMissing
 from ..render import LABEL_MANAGED, LABEL_STACK, default_out
-from . import UI, ServiceStatus, Step, run_steps
+from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, run_steps
 
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -326,6 +326,36 @@ class ComposeLane:
                 st.logs = text.strip().splitlines()[-20:]
             out.append(st)
         return out
+
+    # ------------------------------------------------------------------ live checks
+
+    def _running(self, service: str) -> dict | None:
+        row = self.containers().get(service)
+        if row is None or row.get("State") != "running":
+            return None
+        return row
+
+    def delivered(self, service: str) -> Delivered | None:
+        """The environment Docker started the service's container with (None when it
+        is not running, e.g. a job that completed)."""
+        row = self._running(service)
+        if row is None:
+            return None
+        info = docker.inspect([row["ID"]])[0]
+        image = docker.run(["docker", "image", "inspect", "--format",
+                            "{{json .Config.Env}}", info["Image"]], timeout=30).stdout
+        import json
+
+        return Delivered(env_list(info["Config"].get("Env")), env_list(json.loads(image)),
+                         frozenset(), info.get("Name", "").lstrip("/"))
+
+    def exec(self, service: str, argv: list[str], timeout: float = 60) -> Exec:
+        """Run ``argv`` inside the service's running container."""
+        row = self._running(service)
+        if row is None:
+            raise CheckFailed(f"{service} has no running container to run a command in")
+        proc = docker.run(["docker", "exec", row["ID"], *argv], check=False, timeout=timeout)
+        return Exec(proc.returncode, proc.stdout, proc.stderr)
 
     # ------------------------------------------------------------------ down
 

@@ -2,27 +2,33 @@
 
 ``up`` is an ordered list of steps (kind's own create is one too):
 
-    preflight   Docker reachable and its memory, kind and kubectl at minimum versions,
-                host ports free or ours. No Kubernetes API is contacted here.
-    render      kind-config.yaml and manifests.yaml
-    observe     what exists: the cluster, the config it was created from (recorded in
-                ConfigMap kube-system/parity-cluster), the edge controller, the images
-                on the node
+    preflight   Docker reachable and its memory, a kind CLI (PATH, parity's pinned
+                build, or Go to build it), Docker able to run kind's privileged
+                nodes, host ports free or ours. No Kubernetes API is contacted here.
+    render      kind-config.yaml, manifests.yaml and edge.yaml
+    build       the kind CLI when missing, then every image the profile builds
+                (the offline profile: the node image, the edge controller and the
+                services), each skipped when its inputs did not change
+    observe     what exists: the cluster, what it was created from (recorded in
+                ConfigMap kube-system/parity-cluster: kind-config.yaml, the node
+                image's ID, the edge's digest), the edge controller, the node's images
     plan        computed from what was observed (:func:`plan`), printed before anything
-                is changed; a cluster whose config drifted is recreated only with
-                --recreate
+                is changed; a cluster whose config or node image changed is recreated
+                only with --recreate
     cluster     kind create cluster, writing .parity/kind/kubeconfig (never ~/.kube)
-    edge        Envoy Gateway (pinned) with its proxy on node ports 30080/30443, which
-                kind-config maps to 127.0.0.1:80/443; GatewayClass parity-edge
-    dns         the CoreDNS rewrite of *.<domain> to the edge proxy
+    load        kind load, in one call, the built images whose ID the node lacks
+    edge        the Gateway API CRDs (vendored, pinned by SHA-256) and edge.yaml: the
+                edge controller (Traefik) on node ports 30080/30443, which kind-config
+                maps to 127.0.0.1:80/443; installed, upgraded when edge.yaml or the
+                CRDs changed, else kept
+    dns         the CoreDNS rewrite of the browser domain to the edge
     secrets     local CA ConfigMap, edge TLS Secret, secret values from .parity/secrets
-    images      build, then kind load only images whose ID the node does not have
     apply       server-side apply (field manager parity) wave by wave, waiting for
-                each wave's workloads before the next
+                each wave's workloads before the next; pod templates of locally built
+                images carry the image ID, so a rebuilt image rolls its pods
     routes      wait until the controller has programmed the Gateway and accepted
                 every HTTPRoute with its references resolved; fail with its reason
     prune       delete parity-labelled objects that are no longer rendered
-    report      endpoints
 
 Every API call goes through :class:`parity.kubeaccess.Kube`, which refuses any
 kubeconfig context but the parity cluster's.
@@ -43,24 +49,19 @@ from pathlib import Path
 from .. import docker
 from ..errors import CheckFailed, InputError, PrerequisiteMissing
 from ..render import LABEL_MANAGED, LABEL_STACK, default_out
-from . import UI, ServiceStatus, Step, run_steps
+from ..render.edge import EDGE_DEPLOYMENT, EDGE_NAMESPACE, gateway_api_crds
+from ..render.kind import (ANNOTATION_ADOPTED, ANNOTATION_WAVE, EDGE_TLS_SECRET, GATEWAY_NAME,
+                           LOCAL_CA_CONFIGMAP, LOCAL_CA_KEY)
+from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, kindcli, run_steps
 
-KIND_MIN = (0, 24, 0)
-KUBECTL_MIN = (1, 29, 0)
 MIN_DOCKER_MEMORY = 6 * 1024**3
-#: How long the edge may take to program the Gateway (its proxy image is pulled on
-#: the first run) and accept every route; never more than --timeout.
-EDGE_READY_SECONDS = 600
-EDGE_VERSION = "v1.5.0"
-EDGE_URL = ("https://github.com/envoyproxy/gateway/releases/download/"
-            f"{EDGE_VERSION}/install.yaml")
-EDGE_NAMESPACE = "envoy-gateway-system"
-EDGE_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+#: How long the edge may take to program the Gateway and accept every route; never
+#: more than --timeout.
+EDGE_READY_SECONDS = 300
 STATE_CONFIGMAP = "parity-cluster"
-INSTALL_KIND = ("install kind >= 0.24: go install sigs.k8s.io/kind@v0.24.0 (or a release "
-                "binary: https://kind.sigs.k8s.io/docs/user/quick-start/#installation)")
-INSTALL_KUBECTL = ("install kubectl >= 1.29: https://kubernetes.io/docs/tasks/tools/ "
-                   "(Debian/Ubuntu: the kubernetes apt repository)")
+#: Pod template annotation: the local image ID of each built image the pod runs.
+ANNOTATION_IMAGE_IDS = "parity.dev/image-ids"
+KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 WORKLOAD_KINDS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1"}
 #: Kinds parity renders into the namespace; prune looks for stale ones of these.
 #: Not PersistentVolumeClaims: like compose's named volumes, data outlives a service
@@ -80,6 +81,8 @@ class Observed:
 
     cluster_exists: bool = False
     applied_config: str | None = None        # kind-config.yaml the cluster was made from
+    node_image_id: str | None = None          # the image ID the node container runs
+    edge_digest: str | None = None            # edge.yaml + CRDs the edge was installed from
     edge_ready: bool = False
     node_images: dict[str, str] = field(default_factory=dict)   # name -> image ID
     local_images: dict[str, str] = field(default_factory=dict)  # name -> image ID
@@ -90,7 +93,7 @@ class Observed:
 @dataclass(frozen=True)
 class Action:
     step: str
-    action: str      # create, keep, recreate, install, load, skip, apply, prune
+    action: str      # create, keep, recreate, install, upgrade, load, skip, apply, prune
     detail: str = ""
     target: str = ""  # the image, for image actions
 
@@ -101,9 +104,10 @@ def config_diff(old: str, new: str) -> str:
 
 
 def plan(obs: Observed, desired_config: str, images: list[str], recreate: bool,
-         cluster: str) -> list[Action]:
+         cluster: str, node_image_id: str | None = None, edge_digest: str = "") -> list[Action]:
     """The steps ``up`` will take, from what was observed. Pure: tests feed it
-    observations; the driver feeds it the real ones."""
+    observations; the driver feeds it the real ones. ``node_image_id``: the local ID
+    of the node image kind-config.yaml names (None when unknown, e.g. not pulled)."""
     out: list[Action] = []
     fresh = False
     if not obs.cluster_exists:
@@ -123,12 +127,25 @@ def plan(obs: Observed, desired_config: str, images: list[str], recreate: bool,
                 hint="recreate it (its data is lost): inv up --mode kind --recreate")
         out.append(Action("cluster", "recreate", "kind-config.yaml changed"))
         fresh = True
+    elif node_image_id and obs.node_image_id and obs.node_image_id != node_image_id:
+        if not recreate:
+            raise InputError(
+                f"the cluster {cluster} runs another build of its node image "
+                f"({obs.node_image_id[:19]}; the image is now {node_image_id[:19]}); a "
+                "node cannot change its image in place",
+                hint="recreate it (its data is lost): inv up --mode kind --recreate, or "
+                     "keep the old cluster by going back to the old image")
+        out.append(Action("cluster", "recreate", "the node image was rebuilt"))
+        fresh = True
     else:
-        out.append(Action("cluster", "keep", "exists, created from the same kind-config.yaml"))
-    if fresh or not obs.edge_ready:
-        out.append(Action("edge", "install", f"Envoy Gateway {EDGE_VERSION}"))
+        out.append(Action("cluster", "keep", "exists, created from the same kind-config.yaml"
+                                             " and node image"))
+    if fresh or not obs.edge_ready or obs.edge_digest is None:
+        out.append(Action("edge", "install", "Gateway API CRDs and the edge controller"))
+    elif obs.edge_digest != edge_digest:
+        out.append(Action("edge", "upgrade", "edge.yaml or the Gateway API CRDs changed"))
     else:
-        out.append(Action("edge", "keep", f"Envoy Gateway {EDGE_VERSION} ready"))
+        out.append(Action("edge", "keep", "edge controller ready, unchanged"))
     out += image_actions(obs, images, fresh)
     out.append(Action("apply", "apply", "server-side apply, wave by wave"))
     out.append(Action("prune", "prune", "objects no longer rendered"))
@@ -175,6 +192,7 @@ class KindLane:
         self.observed = Observed()
         self.actions: list[Action] = []
         self.report: dict = {}
+        self.kind_bin: str | None = None
         self._kube = None
 
     # ------------------------------------------------------------------ helpers
@@ -188,36 +206,56 @@ class KindLane:
         return self._kube
 
     def kind(self, *args: str, check: bool = True, timeout: float = 900):
-        return docker.run(["kind", *args], check=check, timeout=timeout)
+        if self.kind_bin is None:
+            self.kind_bin = kindcli.ensure(self.root, self.ui.line)
+        return docker.run([self.kind_bin, *args], check=check, timeout=timeout)
 
     def node(self) -> str:
         return f"{self.cluster}-control-plane"
 
-    def cluster_exists(self) -> bool:
-        if shutil.which("kind") is None:
-            return False
-        proc = self.kind("get", "clusters", check=False, timeout=60)
-        return self.cluster in proc.stdout.split()
+    def node_containers(self) -> list[dict]:
+        """The cluster's node containers, by kind's own label (no kind CLI needed)."""
+        return docker.json_lines(docker.run(
+            ["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}", "--filter",
+             f"label={KIND_CLUSTER_LABEL}={self.cluster}"], timeout=30).stdout)
 
-    def docs(self) -> list[dict]:
+    def cluster_exists(self) -> bool:
+        """kind's own answer when a kind is at hand, else its node containers' label
+        (what ``kind get clusters`` reads): status and down need no kind build."""
+        found = self.kind_bin or kindcli.find(self.root).path
+        if found:
+            self.kind_bin = found
+            return self.cluster in self.kind("get", "clusters", timeout=60).stdout.split()
+        return bool(self.node_containers())
+
+    def docs(self, name: str = "manifests.yaml") -> list[dict]:
         from ..diff import _load_docs
 
-        return _load_docs(self.files["manifests.yaml"])
+        return _load_docs(self.files[name])
+
+    def edge_digest(self) -> str:
+        """What the edge was installed from: edge.yaml and the vendored CRDs."""
+        _, crds = gateway_api_crds()
+        return hashlib.sha256((self.files["edge.yaml"] + crds).encode()).hexdigest()
 
     # ------------------------------------------------------------------ up
 
     def up(self) -> dict:
         steps = [
-            Step("preflight", "preflight: Docker, kind, kubectl, ports, memory", self.preflight),
-            Step("render", "render kind-config.yaml and manifests.yaml", self.render),
+            Step("preflight", "preflight: Docker, kind, privileged nodes, ports, memory",
+                 self.preflight),
+            Step("render", "render kind-config.yaml, manifests.yaml and edge.yaml",
+                 self.render),
+            Step("build", "build: the node image, the edge controller, the services "
+                          "(unchanged inputs are skipped)", self.build),
             Step("observe", "observe the cluster, the edge and the node's images",
                  self.observe),
             Step("plan", "plan", self.make_plan),
             Step("cluster", f"cluster {self.cluster}", self.ensure_cluster),
-            Step("edge", f"edge controller (Envoy Gateway {EDGE_VERSION})", self.ensure_edge),
+            Step("load", "load the images the node lacks", self.load_images),
+            Step("edge", "edge controller and Gateway API CRDs", self.ensure_edge),
             Step("dns", "CoreDNS rewrite of the browser domain to the edge", self.ensure_dns),
             Step("secrets", "local CA, edge certificate and secret values", self.ensure_secrets),
-            Step("images", "images: build, load what the node lacks", self.ensure_images),
             Step("apply", "apply and wait, wave by wave", self.apply_waves),
             Step("routes", "wait until the Gateway is programmed and every route accepted",
                  self.wait_edge),
@@ -229,35 +267,47 @@ class KindLane:
 
     def preflight(self) -> str:
         docker.engine_ok()
-        kind_v = self.check_kind()
-        kubectl_v = self.check_kubectl()
+        kind = self.check_kind()
+        self.check_privileged()
         memory = self.check_memory()
         self.check_ports()
-        return (f"kind {'.'.join(map(str, kind_v))}, kubectl {'.'.join(map(str, kubectl_v))}, "
-                f"Docker memory {memory / 1024**3:.0f} GiB")
+        return f"{kind}, Docker memory {memory / 1024**3:.0f} GiB"
 
-    def check_kind(self) -> tuple[int, ...]:
-        if shutil.which("kind") is None:
-            raise PrerequisiteMissing("kind is not installed; the kind lane needs kind "
-                                      f"{'.'.join(map(str, KIND_MIN))} or newer",
-                                      hint=INSTALL_KIND)
-        kind_v = _version(self.kind("version", timeout=30).stdout)
-        if kind_v is None or kind_v < KIND_MIN:
-            raise PrerequisiteMissing(f"kind {kind_v} is too old", hint=INSTALL_KIND)
-        return kind_v
+    def check_kind(self) -> str:
+        """The kind the lane runs (found, or to be built by the build step)."""
+        found = kindcli.find(self.root)
+        if found.path:
+            self.kind_bin = found.path
+            return f"kind {'.'.join(map(str, found.version or ()))} ({found.how})"
+        if found.buildable:
+            return f"kind {kindcli.pinned_version(self.root)} (built by the next step: Go found)"
+        raise PrerequisiteMissing(
+            f"{found.how}; the kind lane needs kind "
+            f"{'.'.join(map(str, kindcli.KIND_MIN))} or newer",
+            hint=kindcli.install_hint(self.root))
+
+    def check_privileged(self) -> str:
+        """kind starts its nodes with docker run --privileged: say so before kind does."""
+        ok, detail = docker.privileged_probe()
+        shim = docker.shim_in_use()
+        if ok is False:
+            raise PrerequisiteMissing(f"kind cannot start its nodes here: {detail}",
+                                      hint=docker.SHIM_HINT)
+        if ok is None:
+            return f"not checked: {detail}"
+        return f"{detail} (through the docker shim {shim}, decision 0010)" if shim else detail
 
     @staticmethod
-    def check_kubectl() -> tuple[int, ...]:
+    def check_kubectl() -> tuple[int, ...] | None:
+        """kubectl is for you, not for parity: the lane talks to the API itself."""
         if shutil.which("kubectl") is None:
-            raise PrerequisiteMissing("kubectl is not installed", hint=INSTALL_KUBECTL)
-        # --kubeconfig: never the user's current context, not even to ask the client's
-        # version (Google Cloud SDK's kubectl dispatcher connects to it to pick a version)
-        out = docker.run(["kubectl", "version", "--client", "-o", "json", "--kubeconfig",
-                          os.devnull], timeout=30).stdout
-        kubectl_v = _version(json.loads(out).get("clientVersion", {}).get("gitVersion", ""))
-        if kubectl_v is None or kubectl_v < KUBECTL_MIN:
-            raise PrerequisiteMissing(f"kubectl {kubectl_v} is too old", hint=INSTALL_KUBECTL)
-        return kubectl_v
+            return None
+        try:
+            out = docker.run(["kubectl", "version", "--client", "-o", "json", "--kubeconfig",
+                              os.devnull], timeout=30).stdout
+        except CheckFailed:
+            return None
+        return _version(json.loads(out).get("clientVersion", {}).get("gitVersion", ""))
 
     @staticmethod
     def check_memory() -> int:
@@ -278,7 +328,7 @@ class KindLane:
                 continue
             ours = docker.json_lines(docker.run(
                 ["docker", "ps", "--format", "{{json .}}", "--filter",
-                 f"label=io.x-k8s.kind.cluster={self.cluster}", "--filter", f"publish={port}"],
+                 f"label={KIND_CLUSTER_LABEL}={self.cluster}", "--filter", f"publish={port}"],
                 timeout=30).stdout)
             if ours:
                 continue
@@ -296,22 +346,46 @@ class KindLane:
         changed = write(self.files, self.out)
         return f"{self.out.relative_to(self.root)}/ ({'changed' if changed else 'unchanged'})"
 
+    def build(self) -> str:
+        from .. import images
+
+        if self.kind_bin is None:
+            self.kind_bin = kindcli.ensure(self.root, self.ui.line)
+        results = images.build(self.stack, self.root, progress=self.ui.line)
+        built = sum(r.action == "built" for r in results)
+        return f"{built} built, {len(results) - built} unchanged"
+
     def observe(self) -> str:
         obs = Observed(cluster_exists=self.cluster_exists())
-        if obs.cluster_exists and self.kubeconfig.exists():
-            cm = self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")
-            obs.applied_config = ((cm or {}).get("data") or {}).get("kind-config.yaml")
-            obs.edge_ready = self._edge_ready()
-            obs.node_images = self.node_images()
-            obs.data_images = self.data_images()
-        elif obs.cluster_exists:
+        if obs.cluster_exists and not self.kubeconfig.exists():
+            self.kind_dir.mkdir(parents=True, exist_ok=True)
             self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=60)
-            return self.observe()
+        if obs.cluster_exists:
+            data = (self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")
+                    or {}).get("data") or {}
+            obs.applied_config = data.get("kind-config.yaml")
+            obs.edge_digest = data.get("edge.sha256")
+            obs.node_image_id = self.running_node_image()
+            obs.edge_ready = self._controller_available()
+            obs.node_images = self.node_images()
+            obs.data_images = self.data_images()
         obs.local_images = self.local_images()
         self.observed = obs
         return ("cluster exists" if obs.cluster_exists else "no cluster") + (
             ", edge ready" if obs.edge_ready else "")
+
+    def running_node_image(self) -> str | None:
+        proc = docker.run(["docker", "container", "inspect", "--format", "{{.Image}}",
+                           self.node()], check=False, timeout=30)
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+    def wanted_node_image(self) -> str | None:
+        """The local ID of the node image kind-config.yaml names (None: not local)."""
+        from .. import images
+
+        img = images.local_image(self.stack.kind_node.image)
+        return img.id if img else None
 
     def data_images(self) -> dict[str, str]:
         out = {}
@@ -328,17 +402,22 @@ class KindLane:
         return out
 
     def built_images(self) -> list[str]:
-        return sorted({s.image for s in self.stack.services.values()
-                       if s.build is not None and s.role != "edge"})
+        """Images built here that the node needs (kind load): the services' and the
+        edge controller's. The node image itself is what kind creates the node from."""
+        out = {s.image for s in self.stack.services.values()
+               if s.build is not None and s.role != "edge"}
+        if self.stack.kind_edge.build is not None:
+            out.add(self.stack.kind_edge.image)
+        return sorted(out)
 
     def local_images(self) -> dict[str, str]:
-        out = {}
-        for image in self.built_images():
-            proc = docker.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
-                              check=False, timeout=30)
-            if proc.returncode == 0:
-                out[image] = proc.stdout.strip()
-        return out
+        from .. import images
+
+        wanted = self.built_images()
+        found = images.local_images(wanted)
+        if found is None:
+            found = {n: img for n in wanted if (img := images.local_image(n)) is not None}
+        return {n: img.id for n, img in found.items()}
 
     def node_images(self) -> dict[str, str]:
         """Image name -> ID as the node's containerd has it (the same ID Docker shows
@@ -356,7 +435,8 @@ class KindLane:
 
     def make_plan(self) -> str:
         self.actions = plan(self.observed, self.files["kind-config.yaml"],
-                            self.built_images(), self.recreate, self.cluster)
+                            self.built_images(), self.recreate, self.cluster,
+                            self.wanted_node_image(), self.edge_digest())
         if self._action("cluster") == "keep":  # a new cluster starts without data
             from ..datacompat import Written, check
 
@@ -372,6 +452,15 @@ class KindLane:
     def _action(self, step: str) -> str:
         return next((a.action for a in self.actions if a.step == step), "keep")
 
+    def record(self) -> None:
+        """What the cluster was made from, for the next up's plan."""
+        self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": STATE_CONFIGMAP, "namespace": "kube-system",
+            "labels": {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}},
+            "data": {"kind-config.yaml": self.files["kind-config.yaml"],
+                     "node-image-id": self.running_node_image() or "",
+                     "edge.sha256": self.observed.edge_digest or ""}})
+
     def ensure_cluster(self) -> str:
         action = self._action("cluster")
         if action == "keep":
@@ -384,104 +473,58 @@ class KindLane:
                   str(self.out / "kind-config.yaml"), "--kubeconfig", str(self.kubeconfig),
                   "--wait", "180s", timeout=900)
         self._kube = None
-        self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": STATE_CONFIGMAP, "namespace": "kube-system",
-            "labels": {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}},
-            "data": {"kind-config.yaml": self.files["kind-config.yaml"]}})
-        return f"{action}d"
+        self.observed.edge_digest = None
+        self.record()
+        return f"{action}d from {self.stack.kind_node.image}"
+
+    def load_images(self) -> str:
+        """kind load, in one call, every built image the node lacks (shared layers are
+        written once)."""
+        self.observed.local_images = self.local_images()
+        if self._action("cluster") != "keep":
+            self.observed.node_images = self.node_images()
+        actions = image_actions(self.observed, self.built_images(), fresh=False)
+        missing = [a.target for a in actions if a.action == "load"]
+        if missing:
+            self.ui.line(f"    loading {', '.join(missing)}")
+            self.kind("load", "docker-image", "--name", self.cluster, *missing, timeout=1800)
+        return f"{len(missing)} loaded, {len(actions) - len(missing)} already on the node"
 
     # ------------------------------------------------------------------ edge
 
-    def _edge_ready(self) -> bool:
-        dep = self.kube.get("apps/v1", "Deployment", "envoy-gateway", EDGE_NAMESPACE)
-        gc = self.kube.get("gateway.networking.k8s.io/v1", "GatewayClass",
-                           self._render_const("GATEWAY_CLASS"))
-        available = any(c.get("type") == "Available" and c.get("status") == "True"
-                        for c in ((dep or {}).get("status") or {}).get("conditions") or [])
-        return bool(available and gc)
+    def _controller_available(self) -> bool:
+        from .. import kreadiness
 
-    @staticmethod
-    def _render_const(name: str):
-        from ..render import kind as kind_render
-
-        return getattr(kind_render, name)
-
-    def edge_manifest(self) -> list[dict]:
-        """The pinned Envoy Gateway release manifest, downloaded once and verified
-        against the checksum recorded at first download (trust on first use)."""
-        import requests
-
-        from ..diff import _load_docs
-
-        cache = self.state / "cache" / "edge" / f"envoy-gateway-{EDGE_VERSION}.yaml"
-        lock = cache.with_suffix(".sha256")
-        if not cache.exists():
-            try:
-                resp = requests.get(EDGE_URL, timeout=120)
-                resp.raise_for_status()
-            except requests.RequestException as exc:
-                raise PrerequisiteMissing(
-                    f"cannot download Envoy Gateway {EDGE_VERSION}: {exc}",
-                    hint=f"download {EDGE_URL} to {cache} by hand and run inv up again")
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_bytes(resp.content)
-        digest = hashlib.sha256(cache.read_bytes()).hexdigest()
-        if lock.exists() and lock.read_text().strip() != digest:
-            raise CheckFailed(f"{cache} does not match its recorded checksum",
-                              hint=f"delete {cache} and {lock} to download it again")
-        lock.write_text(digest + "\n")
-        return _load_docs(cache.read_text(encoding="utf-8"))
-
-    def edge_config(self) -> list[dict]:
-        """EnvoyProxy naming the proxy Service and pinning its node ports (the
-        contract with kind-config's extraPortMappings), and the GatewayClass."""
-        nodeports = [{"name": "http-80", "port": 80,
-                      "nodePort": self._render_const("EDGE_NODEPORT_HTTP")},
-                     {"name": "https-443", "port": 443,
-                      "nodePort": self._render_const("EDGE_NODEPORT_HTTPS")}]
-        labels = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
-        proxy_service = self._render_const("EDGE_PROXY_SERVICE").split(".")[0]
-        return [
-            {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyProxy",
-             "metadata": {"name": "parity-edge", "namespace": EDGE_NAMESPACE, "labels": labels},
-             "spec": {"provider": {"type": "Kubernetes", "kubernetes": {"envoyService": {
-                 "name": proxy_service, "type": "NodePort",
-                 "patch": {"type": "StrategicMerge",
-                           "value": {"spec": {"ports": nodeports}}}}}}}},
-            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-             "metadata": {"name": self._render_const("GATEWAY_CLASS"), "labels": labels},
-             "spec": {"controllerName": EDGE_CONTROLLER, "parametersRef": {
-                 "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
-                 "name": "parity-edge", "namespace": EDGE_NAMESPACE}}},
-        ]
+        return kreadiness.evaluate(self.kube.get("apps/v1", "Deployment", EDGE_DEPLOYMENT,
+                                                 EDGE_NAMESPACE)).ready
 
     def ensure_edge(self) -> str:
-        if self._action("edge") == "keep":
+        action = self._action("edge")
+        if action == "keep":
             return "kept"
-        docs = self.edge_manifest()
-        crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
-        for doc in crds:
-            self.kube.apply(doc)
-        self.wait_for(lambda: all(self._established(d) for d in crds), "edge CRDs", 120)
+        from ..diff import _load_docs
+
+        crds, _ = gateway_api_crds()
+        docs = [d for _, raw in crds for d in _load_docs(raw.decode("utf-8"))]
         for doc in docs:
-            if doc.get("kind") != "CustomResourceDefinition":
-                self.kube.apply(doc)
-        self.wait_for(self._controller_available, "the Envoy Gateway controller", 300)
-        self._kube = None  # rediscover the new API groups
-        for doc in self.edge_config():
             self.kube.apply(doc)
-        return f"installed {len(docs)} objects"
+        self.wait_for(lambda: all(self._established(d) for d in docs),
+                      "the Gateway API CRDs", 120)
+        self._kube = None  # rediscover the new API groups
+        edge = [self.with_image_ids(d) for d in self.docs("edge.yaml")]
+        for doc in edge:
+            self.kube.apply(doc)
+        deployment = next(d for d in edge if d["kind"] == "Deployment")
+        self.wait_workloads("edge", [deployment], namespace=EDGE_NAMESPACE)
+        self.observed.edge_digest = self.edge_digest()
+        self.record()
+        return f"{action}ed {len(docs)} CRDs and {len(edge)} objects ({self.stack.kind_edge.image})"
 
     def _established(self, crd: dict) -> bool:
         got = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
                             crd["metadata"]["name"])
         return any(c.get("type") == "Established" and c.get("status") == "True"
                    for c in ((got or {}).get("status") or {}).get("conditions") or [])
-
-    def _controller_available(self) -> bool:
-        dep = self.kube.get("apps/v1", "Deployment", "envoy-gateway", EDGE_NAMESPACE)
-        return any(c.get("type") == "Available" and c.get("status") == "True"
-                   for c in ((dep or {}).get("status") or {}).get("conditions") or [])
 
     # ------------------------------------------------------------------ dns, secrets
 
@@ -510,11 +553,11 @@ class KindLane:
         ca_crt = tls.ca_paths(self.state)[0].read_text(encoding="utf-8")
         crt, key = tls.cert_paths(self.state)
         self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": self._render_const("LOCAL_CA_CONFIGMAP"), "namespace": ns, "labels": labels},
-            "data": {self._render_const("LOCAL_CA_KEY"): ca_crt}})
+            "name": LOCAL_CA_CONFIGMAP, "namespace": ns, "labels": labels},
+            "data": {LOCAL_CA_KEY: ca_crt}})
         self.kube.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                         "metadata": {"name": self._render_const("EDGE_TLS_SECRET"),
-                                      "namespace": ns, "labels": labels},
+                         "metadata": {"name": EDGE_TLS_SECRET, "namespace": ns,
+                                      "labels": labels},
                          "data": {"tls.crt": base64.b64encode(crt.read_bytes()).decode(),
                                   "tls.key": base64.b64encode(key.read_bytes()).decode()}})
         return "CA, certificate and secret store ready"
@@ -533,30 +576,35 @@ class KindLane:
 
     # ------------------------------------------------------------------ images
 
-    def ensure_images(self) -> str:
-        from .. import images
-
-        images.build(self.stack, self.root, progress=self.ui.line)
-        # a build may have changed an image since the plan: compare again
-        self.observed.local_images = self.local_images()
-        fresh = self._action("cluster") != "keep"
-        actions = image_actions(self.observed, self.built_images(), fresh)
-        for a in actions:
-            if a.action == "load":
-                self.kind("load", "docker-image", "--name", self.cluster, a.target, timeout=900)
-        loaded = sum(a.action == "load" for a in actions)
-        return f"{loaded} loaded, {len(actions) - loaded} already on the node"
+    def with_image_ids(self, doc: dict) -> dict:
+        """A workload whose containers run locally built images, its pod template
+        annotated with their IDs: a rebuilt image (same tag) changes the template and
+        so rolls the pods, as compose recreates a container whose image changed. The
+        same build gives the same annotation, so a repeated up restarts nothing."""
+        if doc.get("kind") not in WORKLOAD_KINDS:
+            return doc
+        ids = self.observed.local_images
+        template = doc["spec"]["template"]
+        containers = [*template["spec"].get("initContainers", []),
+                      *template["spec"]["containers"]]
+        used = sorted({c["image"] for c in containers if c.get("image") in ids})
+        if not used:
+            return doc
+        value = ",".join(f"{image}={ids[image].removeprefix('sha256:')[:16]}"
+                         for image in used)
+        meta = dict(template.get("metadata") or {})
+        meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_IMAGE_IDS: value}
+        return {**doc, "spec": {**doc["spec"], "template": {**template, "metadata": meta}}}
 
     # ------------------------------------------------------------------ apply
 
     def waves(self) -> list[tuple[str, list[dict]]]:
         """Stack-level objects first, then each dependency wave in order."""
-        wave_key = self._render_const("ANNOTATION_WAVE")
         first, by_wave = [], {}
         for doc in self.docs():
             if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "coredns":
                 continue  # applied by the dns step
-            wave = (doc["metadata"].get("annotations") or {}).get(wave_key)
+            wave = (doc["metadata"].get("annotations") or {}).get(ANNOTATION_WAVE)
             if wave is None:
                 first.append(doc)
             else:
@@ -565,14 +613,40 @@ class KindLane:
 
     def apply_waves(self) -> str:
         total = 0
-        for name, docs in self.waves():
+        waves = self.waves()
+        for name, docs in waves:
             for doc in docs:
-                self.kube.apply(self.with_secret_values(doc))
+                doc = self.with_image_ids(self.with_secret_values(doc))
+                if doc["kind"] == "Job":
+                    self.replace_changed_job(doc)
+                self.kube.apply(doc)
             total += len(docs)
             workloads = [d for d in docs if d["kind"] in WORKLOAD_KINDS]
             if workloads:
                 self.wait_workloads(name, workloads)
-        return f"{total} objects in {len(self.waves())} groups"
+        return f"{total} objects in {len(waves)} groups"
+
+    def replace_changed_job(self, doc: dict) -> None:
+        """A Job's pod template cannot change: when its config or image did, delete the
+        old Job (and its pods) so the apply creates it anew and it runs again, as
+        compose reruns a one-off whose config changed. An unchanged Job is left alone
+        (it does not run again)."""
+        meta = doc["metadata"]
+        old = self.kube.get("batch/v1", "Job", meta["name"], meta["namespace"])
+        if old is None:
+            return
+        def notes(obj: dict) -> dict:
+            return {k: v for k, v in ((((obj.get("spec") or {}).get("template") or {})
+                                       .get("metadata") or {}).get("annotations") or {}).items()
+                    if k.startswith("parity.dev/")}
+        if notes(old) == notes(doc):
+            return
+        self.ui.line(f"    {meta['name']}: its config or image changed; the Job runs again")
+        self.kube.delete("batch/v1", "Job", meta["name"], meta["namespace"],
+                         propagation="Foreground")
+        self.wait_for(lambda: self.kube.get("batch/v1", "Job", meta["name"],
+                                            meta["namespace"]) is None,
+                      f"deleting Job {meta['name']}", 120)
 
     def deadline_for(self, name: str) -> float:
         """Seconds a workload may take: a job its completion timeout; a service the
@@ -588,13 +662,15 @@ class KindLane:
             seconds = r.initial_delay_seconds + r.period_seconds * r.failure_threshold + 180
         return min(self.timeout, seconds)
 
-    def wait_workloads(self, wave: str, workloads: list[dict]) -> None:
+    def wait_workloads(self, wave: str, workloads: list[dict],
+                       namespace: str | None = None) -> None:
         started = time.monotonic()
         deadlines = {d["metadata"]["name"]: self.deadline_for(d["metadata"]["name"])
                      for d in workloads}
         with self.ui.status(f"{wave}: waiting") as status:
             while True:
-                verdicts = {d["metadata"]["name"]: self.verdict(d["kind"], d["metadata"]["name"])
+                verdicts = {d["metadata"]["name"]: self.verdict(d["kind"], d["metadata"]["name"],
+                                                                namespace)
                             for d in workloads}
                 failed = {n: v for n, v in verdicts.items() if v.state == "failed"}
                 if failed:
@@ -614,10 +690,10 @@ class KindLane:
                     f"{n} ({v.reason or v.state})" for n, v in pending.items()))
                 time.sleep(2)
 
-    def verdict(self, kind: str, name: str):
+    def verdict(self, kind: str, name: str, namespace: str | None = None):
         from .. import kreadiness
 
-        ns = self.stack.namespace
+        ns = namespace or self.stack.namespace
         obj = self.kube.get(WORKLOAD_KINDS[kind], kind, name, ns)
         if obj is None:
             return kreadiness.evaluate(None)
@@ -634,8 +710,7 @@ class KindLane:
         rendered = {(d["kind"], (d["metadata"].get("namespace") or ""), d["metadata"]["name"])
                     for d in self.docs()}
         selector = f"{LABEL_MANAGED}=true,{LABEL_STACK}={self.stack.name}"
-        keep_names = {self._render_const("LOCAL_CA_CONFIGMAP"),
-                      self._render_const("EDGE_TLS_SECRET")}
+        keep_names = {LOCAL_CA_CONFIGMAP, EDGE_TLS_SECRET}
         removed = []
         for api_version, kind in PRUNABLE:
             for obj in self.kube.list(api_version, kind, self.stack.namespace, selector):
@@ -643,7 +718,7 @@ class KindLane:
                 ident = (kind, meta.get("namespace") or "", meta["name"])
                 if ident in rendered or meta["name"] in keep_names:
                     continue
-                if (meta.get("annotations") or {}).get(self._render_const("ANNOTATION_ADOPTED")):
+                if (meta.get("annotations") or {}).get(ANNOTATION_ADOPTED):
                     continue
                 self.kube.delete(api_version, kind, meta["name"], meta.get("namespace"))
                 removed.append(f"{kind}/{meta['name']}")
@@ -658,7 +733,7 @@ class KindLane:
         """``Gateway/<name>`` and ``HTTPRoute/<name>`` -> verdict, for what is rendered."""
         from .. import kreadiness
 
-        gateway = self._render_const("GATEWAY_NAME")
+        gateway = GATEWAY_NAME
         ns = self.stack.namespace
         out = {}
         for kind, name in self.edge_objects() if objects is None else objects:
@@ -775,6 +850,63 @@ class KindLane:
                           else ready.get("message") or ready.get("reason") or "no Ready condition"})
         return {"cluster": self.cluster, "exists": True, "nodes": nodes}
 
+    # ------------------------------------------------------------------ live checks
+
+    #: Keys kubelet adds to every container by itself (the API server's Service and
+    #: the pod's name): the platform's transport, never the stack's contract.
+    PLATFORM_KEYS = frozenset({"HOSTNAME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
+                               "KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_PORT",
+                               "KUBERNETES_PORT_443_TCP", "KUBERNETES_PORT_443_TCP_PROTO",
+                               "KUBERNETES_PORT_443_TCP_PORT", "KUBERNETES_PORT_443_TCP_ADDR"})
+
+    def _container(self, service: str) -> tuple[str, str, str] | None:
+        """(pod, containerd ID, image) of a running, ready container of the service."""
+        from .. import kreadiness
+
+        pods = kreadiness.pods_for({"app.kubernetes.io/name": service,
+                                    "app.kubernetes.io/part-of": self.stack.name},
+                                   self.kube.list("v1", "Pod", self.stack.namespace))
+        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                if cs.get("name") == service and cs.get("ready") and cs.get("containerID"):
+                    return (pod["metadata"]["name"], cs["containerID"].split("://", 1)[-1],
+                            cs.get("imageID") or cs.get("image", ""))
+        return None
+
+    def _crictl(self, *args: str, timeout: float = 60):
+        return docker.run(["docker", "exec", self.node(), "crictl", *args], check=False,
+                          timeout=timeout)
+
+    def delivered(self, service: str) -> Delivered | None:
+        """The environment containerd started the service's container with (its OCI
+        spec, read on the node), and the image's own (None: no ready container)."""
+        found = self._container(service)
+        if found is None:
+            return None
+        pod, cid, _ = found
+        spec = self._crictl("inspect", "-o", "json", cid)
+        if spec.returncode == 0:
+            info = json.loads(spec.stdout)
+            img = self._crictl("inspecti", "-o", "json", info["status"]["image"]["image"])
+        if spec.returncode != 0 or img.returncode != 0:
+            raise CheckFailed(f"cannot inspect {service}'s container {cid[:12]} on the node: "
+                              + (spec.stderr or img.stderr).strip()[-200:])
+        env = info["info"]["runtimeSpec"]["process"].get("env")
+        image_env = (json.loads(img.stdout).get("info", {}).get("imageSpec", {})
+                     .get("config", {}).get("Env"))
+        return Delivered(env_list(env), env_list(image_env), self.PLATFORM_KEYS, f"pod {pod}")
+
+    def exec(self, service: str, argv: list[str], timeout: float = 60) -> Exec:
+        """Run ``argv`` inside a ready container of the service (on the node, through
+        the container runtime: the same process namespace kubectl exec reaches)."""
+        found = self._container(service)
+        if found is None:
+            raise CheckFailed(f"{service} has no ready pod to run a command in")
+        proc = self._crictl("exec", found[1], *argv, timeout=timeout)
+        return Exec(proc.returncode, proc.stdout, proc.stderr)
+
     # ------------------------------------------------------------------ down
 
     def down(self, dry_run: bool = False) -> str:
@@ -783,6 +915,7 @@ class KindLane:
         removed = []
         if self.cluster_exists():
             if not self.kubeconfig.exists():
+                self.kind_dir.mkdir(parents=True, exist_ok=True)
                 self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=60)
             record = self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")
