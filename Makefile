@@ -12,7 +12,7 @@ PHASE  ?= 1
 .PHONY: help venv engine test validate render lint diff config images doctor \
 	up status check down reset compose-up compose-status compose-validate compose-down \
 	compose-reset compose-doctor kind-parity-up kind-parity-status kind-parity-validate \
-	kind-parity-down kind-parity-reset kind-parity-doctor
+	kind-parity-down kind-parity-reset kind-parity-doctor kind-parity-images
 
 help:  ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_ -]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 24
@@ -28,12 +28,12 @@ venv: $(VENV)/.installed  ## create .venv and install parity with its test tools
 engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs them on Debian 12)
 	@docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || bash .ci/install-docker.sh
 
-test: venv engine  ## the test suite (unit, golden, external validators, compose end to end)
+test: venv engine  ## the test suite (unit, golden, validators, control plane, both lanes end to end)
 	$(BIN)/pytest -q
 	$(NOX) -s validate
 	$(NOX) -s k8s
-	$(NOX) -s kind_node
 	$(NOX) -s e2e_compose
+	$(NOX) -s e2e_kind
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations
 	$(NOX) -s validate
@@ -50,8 +50,8 @@ diff: venv  ## compose-vs-kind parity diff for PHASE
 config: venv  ## print the merged model of MODE/PHASE
 	$(INV) config --mode $(MODE) --phase $(PHASE)
 
-images: venv  ## build the images of PROFILE (default: default; offline builds without a registry)
-	$(INV) images --phase 3 $(if $(PROFILE),--profile $(PROFILE))
+images: venv  ## build the images of MODE and PROFILE (offline: without a registry; MODE=kind adds the node image and edge)
+	$(INV) images --mode $(MODE) --phase 3 $(if $(PROFILE),--profile $(PROFILE))
 
 # --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline
 up: venv engine  ## create/update the environment and wait until ready (make up PHASE=2)
@@ -75,5 +75,5 @@ reset: venv  ## destroy and recreate from zero
 compose-up compose-status compose-validate compose-down compose-reset compose-doctor: venv  ## compose lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose
 
-kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset kind-parity-doctor: venv  ## kind lane aliases
+kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset kind-parity-doctor kind-parity-images: venv  ## kind lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst kind-parity-,,$@)) MODE=kind

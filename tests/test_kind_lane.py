@@ -43,9 +43,10 @@ def test_plan_no_cluster_creates_everything() -> None:
 
 def test_plan_same_config_and_images_already_loaded_changes_nothing_but_apply() -> None:
     obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True,
+                   edge_digest="e1", node_image_id="sha256:n1",
                    node_images={i: "sha256:1" for i in IMAGES},
                    local_images={i: "sha256:1" for i in IMAGES})
-    p = plan(obs, CONFIG, IMAGES, False, "parity-parity")
+    p = plan(obs, CONFIG, IMAGES, False, "parity-parity", "sha256:n1", "e1")
     assert actions(p) == [("cluster", "keep"), ("edge", "keep"), ("images", "skip"),
                           ("images", "skip"), ("apply", "apply"), ("prune", "prune")]
     assert p[2].detail == "parity/api:0.1.0: the node has sha256:1"
@@ -59,6 +60,36 @@ def test_plan_reloads_only_images_whose_build_changed() -> None:
     assert [(a.target, a.action, a.detail) for a in p if a.step == "images"] == [
         ("parity/api:0.1.0", "load", "parity/api:0.1.0: the node has another build"),
         ("parity/web:0.1.0", "skip", "parity/web:0.1.0: the node has sha256:1")]
+
+
+def test_plan_upgrades_the_edge_when_its_manifests_changed() -> None:
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True,
+                   edge_digest="e1")
+    p = plan(obs, CONFIG, [], False, "parity-parity", None, "e2")
+    assert actions(p)[:2] == [("cluster", "keep"), ("edge", "upgrade")]
+    assert p[1].detail == "edge.yaml or the Gateway API CRDs changed"
+    # a controller that is not ready is installed again, whatever its record says
+    obs.edge_ready = False
+    assert actions(plan(obs, CONFIG, [], False, "parity-parity", None, "e1"))[1] == (
+        "edge", "install")
+
+
+def test_plan_refuses_a_rebuilt_node_image_unless_recreate() -> None:
+    obs = Observed(cluster_exists=True, applied_config=CONFIG, edge_ready=True,
+                   edge_digest="e1", node_image_id="sha256:" + "a" * 64)
+    with pytest.raises(InputError) as exc:
+        plan(obs, CONFIG, [], False, "parity-parity", "sha256:" + "b" * 64, "e1")
+    assert exc.value.render() == (
+        "the cluster parity-parity runs another build of its node image (sha256:aaaaaaaaaaaa; "
+        "the image is now sha256:bbbbbbbbbbbb); a node cannot change its image in place\n"
+        "  next: recreate it (its data is lost): inv up --mode kind --recreate, or keep the "
+        "old cluster by going back to the old image")
+    p = plan(obs, CONFIG, [], True, "parity-parity", "sha256:" + "b" * 64, "e1")
+    assert actions(p)[:2] == [("cluster", "recreate"), ("edge", "install")]
+    assert p[0].detail == "the node image was rebuilt"
+    # an unknown local ID (a pulled image not here) is no reason to recreate
+    assert actions(plan(obs, CONFIG, [], False, "parity-parity", None, "e1"))[0] == (
+        "cluster", "keep")
 
 
 def test_plan_refuses_a_drifted_config_and_shows_what_changed() -> None:
@@ -182,18 +213,29 @@ def _foreign_env(tmp_path: Path, server: str, path_prefix: str | None = None) ->
     return env
 
 
+def _path_without_kind_and_go(tmp_path: Path) -> str:
+    """A PATH with the docker CLI and nothing else (no kind, no Go to build one)."""
+    import shutil
+
+    bindir = tmp_path / "docker-only"
+    bindir.mkdir()
+    (bindir / "docker").symlink_to(shutil.which("docker"))
+    return str(bindir)
+
+
 def test_without_kind_every_command_stays_away_from_any_api(tmp_path, foreign_api,
                                                             clone) -> None:
-    """On this machine there is no kind: up exits 3 with the install instruction;
-    status, down and reset make no connection to the foreign (current) context."""
+    """No kind and no Go to build the pinned one: up exits 3 with both fixes; status,
+    down and reset make no connection to the foreign (current) context."""
     server, count = foreign_api
     env = _foreign_env(tmp_path, server)
-    if subprocess.run(["which", "kind"], capture_output=True).returncode == 0:
-        pytest.fail("this test expects a machine without kind")
+    env["PATH"] = _path_without_kind_and_go(tmp_path)
     up = _inv(["up", "--mode", "kind"], env, clone)
-    assert up.returncode == 3
-    assert "error: kind is not installed; the kind lane needs kind 0.24.0 or newer" in up.stderr
-    assert "next: install kind >= 0.24: go install sigs.k8s.io/kind@v0.24.0" in up.stderr
+    assert up.returncode == 3, up.stderr
+    assert "error: kind is not installed; the kind lane needs kind 0.30.0 or newer" in up.stderr
+    assert ("next: install Go (https://go.dev/doc/install) and parity builds the pinned kind "
+            "v0.30.0 itself on the next up, or: go install sigs.k8s.io/kind@v0.30.0") \
+        in up.stderr
     status = _inv(["status", "--mode", "kind", "--json"], env, clone)
     assert status.returncode == 1 and '"reason": "no cluster parity-parity"' in status.stdout
     down = _inv(["down", "--mode", "kind"], env, clone)
@@ -213,7 +255,7 @@ def test_with_a_foreign_kubeconfig_in_parity_place_nothing_connects(tmp_path, fo
     bindir.mkdir()
     fake = bindir / "kind"
     fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
-                    "  'version '*) echo 'kind v0.24.0 go1.22 linux/amd64';;\n"
+                    "  'version '*) echo 'kind v0.30.0 go1.24 linux/amd64';;\n"
                     "  'get clusters') echo parity-parity;;\n"
                     "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
