@@ -185,6 +185,7 @@ def test_inv_diff_lint_and_render_tasks() -> None:
 def test_inv_render_writes_atomically_into_out(tmp_path) -> None:
     out = run_inv("render", "--mode", "kind", "--phase", "1", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kind-config.yaml", "manifests.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge.yaml", "kind-config.yaml",
+                                                          "manifests.yaml"]
     again = run_inv("render", "--mode", "kind", "--phase", "1", "--out", str(tmp_path))
     assert again.stdout.rstrip().endswith("unchanged)")

@@ -29,7 +29,7 @@ def test_default_stack_passes_every_check(default_rows, compose_cli) -> None:
     assert failed == []
     checks = {(r.target, r.check) for r in default_rows}
     for target in ("kind:1", "kind:2", "kind:3"):
-        for check in ("kubernetes-validate --strict 1.31.0", "Gateway API v1.2.1 CRD schemas",
+        for check in ("kubernetes-validate --strict 1.31.0", "Gateway API v1.4.0 CRD schemas",
                       "kind v1alpha4 cluster config", "cross-reference lint",
                       "yamllint (default rules)", "render (byte-identical twice)"):
             assert (target, check) in checks
@@ -77,7 +77,7 @@ def test_accepted_drift_passes_the_lane_and_is_counted(repo_copy: Path) -> None:
 
 @pytest.mark.parametrize("case,check", [
     ("unknown-field", "kubernetes-validate --strict 1.31.0"),
-    ("bad-httproute", "Gateway API v1.2.1 CRD schemas"),
+    ("bad-httproute", "Gateway API v1.4.0 CRD schemas"),
     ("bad-kind-config", "kind v1alpha4 cluster config"),
     ("broken-selector", "cross-reference lint"),
     ("yaml-style", "yamllint (default rules)"),

@@ -1,6 +1,6 @@
 """The kind lane's manifests against a real control plane (tests/k8s/conftest.py):
 kube-apiserver, kube-controller-manager, kube-scheduler and etcd built from source,
-kwok simulating the node and the pods, the Gateway API v1.2.1 CRDs installed.
+kwok simulating the node and the pods, the Gateway API v1.4.0 CRDs installed.
 
 What this proves beyond schema validation: the real API server accepts every
 rendered object by server-side apply (CRD schemas and CEL rules included, the
@@ -239,7 +239,7 @@ def test_control_plane_is_real_and_starts_within_budget(control_plane: ControlPl
         "gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io",
         "gatewayclasses.gateway.networking.k8s.io"}
     for crd in crds:
-        assert crd["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"] == "v1.2.1"
+        assert crd["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"] == "v1.4.0"
         assert crd["metadata"]["annotations"]["gateway.networking.k8s.io/channel"] == "standard"
 
 

@@ -1,15 +1,15 @@
 """A FAKE ``kind`` CLI (run through the ``kind`` shell script beside this file).
 
-kind cannot run on the project's machines: no node image can be downloaded. The
-kind lane's tests (tests/k8s/test_kind_lane_api.py) therefore point "the kind
-cluster" at the real control plane of tests/k8s/conftest.py, and this script
-answers the few kind commands the driver runs, the way kind v0.24 would:
+The kind lane's driver tests (tests/k8s/test_kind_lane_api.py) need no kind node
+(nox -s e2e_kind runs the real one): they point "the kind cluster" at the real
+control plane of tests/k8s/conftest.py, and this script answers the few kind commands the driver runs, the way kind v0.30 would:
 
-- ``kind version``: ``kind v0.24.0 go1.22 linux/amd64``;
+- ``kind version``: ``kind v0.30.0 go1.24 linux/amd64``;
 - ``kind get clusters``: the clusters whose marker exists in ``$FAKE_KIND_STATE/clusters``
   (kind's "No kind clusters found." on stderr when there is none);
 - ``kind create cluster --name N --config F --kubeconfig K --wait D``: refuses an
-  existing name (as kind does); records a copy of F; writes K, a kubeconfig whose
+  existing name (as kind does); records a copy of F; puts F's node labels on the
+  kwok node (but parity's managed/stack labels); writes K, a kubeconfig whose
   only context is ``kind-N`` (cluster and user ``kind-N`` too, as kind names them)
   pointing at the real control plane (server 127.0.0.1:port and the credentials of
   ``$FAKE_KIND_UPSTREAM``, the fixture's kubeconfig); gives the "new cluster" what
@@ -39,7 +39,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-VERSION = "kind v0.24.0 go1.22 linux/amd64"
+VERSION = "kind v0.30.0 go1.24 linux/amd64"
 LABEL = "parity.dev/managed=true"
 NAMESPACE = "parity"
 
@@ -145,6 +145,19 @@ def kubeadm_objects() -> None:
     create_if_missing(COREDNS_DEPLOYMENT)
 
 
+def label_node(config_text: str) -> None:
+    """The node labels of the kind config (``ingress-ready``, which the edge controller
+    selects), on the fixture's kwok node. Not parity's managed/stack labels: those
+    would make simulate_disappearance delete the node every test module shares."""
+    import yaml
+
+    nodes = (yaml.safe_load(config_text or "{}") or {}).get("nodes") or [{}]
+    labels = [f"{k}={v}" for k, v in sorted((nodes[0].get("labels") or {}).items())
+              if not k.startswith("parity.dev/managed") and not k.startswith("parity.dev/stack")]
+    if labels:
+        kubectl("label", "nodes", "--all", "--overwrite", *labels)
+
+
 def simulate_disappearance() -> None:
     kinds = kubectl("api-resources", "--verbs=list,delete", "-o", "name").stdout.split()
     kubectl("delete", ",".join(kinds), "--all-namespaces", "-l", LABEL, "--ignore-not-found",
@@ -178,6 +191,7 @@ def main(argv: list[str]) -> None:
         (st / "configs").mkdir(exist_ok=True)
         (st / "configs" / f"{name}.yaml").write_text(config)
         kubeadm_objects()
+        label_node(config)
         write_kubeconfig(name, Path(opts.get("kubeconfig") or Path.home() / ".kube" / "config"))
         marker(name).write_text(json.dumps({"api": True, "config": opts.get("config", "")}))
     elif cmd == "export kubeconfig":
