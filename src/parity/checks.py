@@ -107,6 +107,22 @@ class Target:
                                  self.ca_file)
         return self._http
 
+    def prepare(self) -> None:
+        """Import and build what the checks share before they run in threads: a
+        first import of ``requests`` in six threads at once can meet a module
+        another thread has half initialised, and the kind lane's API client is
+        built once."""
+        import requests  # noqa: F401
+
+        self.http  # noqa: B018
+        if self._runtime is not None and self.mode == "kind":
+            from .errors import ParityError
+
+            try:
+                self._runtime.kube  # noqa: B018
+            except ParityError:
+                pass  # no cluster: each check that needs it fails with the reason
+
     @staticmethod
     def sha256(value: str) -> str:
         return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
@@ -153,6 +169,7 @@ def _run_one(name: str, fn: Callable, target: Target) -> Result:
 def run(root: Path, target: Target, parallel: int = 6) -> list[Result]:
     """Run every check (independent ones in parallel); results in a stable order."""
     checks = discover(root)
+    target.prepare()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = [pool.submit(_run_one, name, fn, target) for name, fn in checks]
         return [f.result() for f in futures]
