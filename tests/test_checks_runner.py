@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from parity import checks, model
 from parity.layers import Selection
 
@@ -52,3 +54,60 @@ def test_target_resolves_browser_urls_per_port() -> None:
     assert t.url("api", "/healthz") == "https://api.parity.localhost:8443/healthz"
     # the browser's port is part of every browser-facing URL, the issuer included
     assert t.env("api")["OIDC_ISSUER_URL"] == "https://auth.parity.localhost:8443/realms/parity"
+
+
+# --------------------------------------------------------------------------- the contract check
+
+def _contract_check():
+    return dict(checks.discover(ROOT))["contract.every_service_received_its_rendered_contract"]
+
+
+class _Runtime:
+    """What a lane reports of a running service (a stand-in: the real lanes read
+    Docker's container config and containerd's OCI spec, tested end to end)."""
+
+    def __init__(self, target, tweak):
+        from parity.lifecycle import Delivered
+
+        self.delivered_by_service = {}
+        for name, svc in target.stack.services.items():
+            if svc.workload == "job" or svc.role == "edge":
+                continue
+            env = {k: (target.secret(v.secret, v.key) if isinstance(v, model.SecretRef) else v)
+                   for k, v in target.env(name).items()}
+            image_env = {"PATH": "/usr/bin", "LANG": "C.UTF-8"}
+            env = {**image_env, **env, "HOSTNAME": "pod-1", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+            self.delivered_by_service[name] = Delivered(
+                env, image_env, frozenset({"HOSTNAME", "KUBERNETES_SERVICE_HOST"}), f"pod {name}-0")
+        tweak(self.delivered_by_service)
+
+    def delivered(self, service):
+        return self.delivered_by_service.get(service)
+
+
+@pytest.mark.parametrize("tweak, detail", [
+    (lambda d: None, "5 services received exactly their rendered env"),
+    (lambda d: d["api"].env.update(POSTGRES_PORT="tcp://10.96.3.4:5432"),
+     "api (pod api-0): received but not in the contract: POSTGRES_PORT"),
+    (lambda d: d["api"].env.update(DATABASE_NAME="platform_kind"),
+     "api (pod api-0): values differ from the render: DATABASE_NAME"),
+    (lambda d: d["web"].env.pop("API_URL"),
+     "web (pod web-0): not received API_URL"),
+    (lambda d: d.pop("redis"), "redis: no running container"),
+    (lambda d: d["api"].env.update(PATH="/opt/bin"),   # the image's own key, changed
+     "api (pod api-0): received but not in the contract: PATH"),
+])
+def test_the_contract_check_compares_what_the_runtime_delivered(tmp_path, tweak, detail):
+    from parity import secrets
+
+    resolved = model.load(ROOT, Selection("kind", 1))
+    target = checks.Target(tmp_path, resolved, lambda: [])   # secrets under tmp_path/.parity
+    secrets.ensure(resolved.stack, tmp_path / ".parity")
+    target._runtime = _Runtime(target, tweak)
+    fn = _contract_check()
+    if detail.endswith("rendered env"):
+        assert fn(target) == detail
+    else:
+        with pytest.raises(AssertionError) as exc:
+            fn(target)
+        assert str(exc.value) == detail

@@ -320,3 +320,82 @@ def test_build_nginx_from_the_offline_base_then_skip_it():
         assert second[1].inputs_hash == first[tag].inputs_hash
     finally:
         subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True)
+
+
+# --------------------------------------------------------------------------- script builds
+
+def _script_context(tmp_path: Path, build_yaml: str, script: str = "") -> Path:
+    return make_context(tmp_path, {"build.yaml": build_yaml,
+                                   "build.sh": script or "#!/bin/sh\nexit 0\n",
+                                   "pins/go.mod": "module x\n"})
+
+
+def test_a_context_with_build_yaml_is_a_script_build(tmp_path):
+    _script_context(tmp_path, "script: build.sh\nroot: true\nneeds:\n"
+                              "  - {command: go, hint: install Go}\n")
+    stack = _fake_stack("ctx", ("node", "t/node:1", (("K", "v"),)))
+    (ib,) = images.plan(stack, tmp_path)
+    assert (ib.kind, ib.image, ib.args) == ("script", "t/node:1", (("K", "v"),))
+    assert ib.script == images.Script("build.sh", True, (images.Need("go", "install Go"),))
+    # every file of the context is an input; a change of any rebuilds the image
+    before = images.inputs_hash(ib)
+    (tmp_path / "ctx" / "pins" / "go.mod").write_text("module x\n\ngo 1.24\n")
+    assert images.inputs_hash(ib) != before
+
+
+@pytest.mark.parametrize("text, message", [
+    ("script: ../evil.sh\n", "'script' must name a file of this directory"),
+    ("script: missing.sh\n", "the script missing.sh is missing"),
+    ("script: build.sh\nrun: now\n", "unknown keys run"),
+    ("script: build.sh\nneeds: [{command: go}]\n", "needs[0] must have a command and a hint"),
+    ("- a list\n", "build.yaml is a mapping"),
+])
+def test_a_bad_build_yaml_names_the_file(tmp_path, text, message):
+    _script_context(tmp_path, text)
+    with pytest.raises(InputError) as exc:
+        images.plan(_fake_stack("ctx", ("node", "t/node:1", ())), tmp_path)
+    assert exc.value.exit_code == 2
+    assert exc.value.render().startswith(f"ctx/build.yaml: {message}")
+
+
+def test_a_script_build_says_what_it_needs_before_it_starts(tmp_path, monkeypatch):
+    _script_context(tmp_path, "script: build.sh\nneeds:\n"
+                              "  - {command: parity-no-such-tool, hint: get it from x}\n")
+    (ib,) = images.plan(_fake_stack("ctx", ("node", "t/node:1", ())), tmp_path)
+    with pytest.raises(PrerequisiteMissing) as exc:
+        images._build_script(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
+                             tmp_path / "log", lambda m: None)
+    assert exc.value.render() == ("t/node:1 is built by ctx/build.sh, which needs "
+                                  "parity-no-such-tool\n  next: get it from x")
+
+
+@pytest.mark.engine
+def test_a_script_must_leave_the_image_with_its_labels(tmp_path):
+    """A script that exits 0 without producing the labelled image is a failed build
+    (parity would otherwise skip a stale image forever)."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.skip("no Docker engine")
+    image = f"parity-test/script-{uuid.uuid4().hex[:8]}:1"
+    _script_context(tmp_path, "script: build.sh\n", "#!/bin/sh\necho '[demo] did nothing'\n")
+    (ib,) = images.plan(_fake_stack("ctx", ("node", image, ())), tmp_path)
+    said = []
+    with pytest.raises(CheckFailed) as exc:
+        images._build_script(ib, tmp_path, "0" * 64, open(tmp_path / "log", "w"),
+                             tmp_path / "log", said.append)
+    assert exc.value.render().startswith(
+        f"{image}: ctx/build.sh exited 0 but did not leave the image with the labels of "
+        "PARITY_LABELS")
+    assert said == ["  [demo] did nothing"]  # the script's progress lines reach the user
+
+
+def test_the_kind_lane_builds_its_node_and_edge_but_not_the_compose_edge():
+    stack = model.load(ROOT, Selection("kind", 1, "offline")).stack
+    plan = {ib.image: ib for ib in images.plan(stack, ROOT)}
+    assert plan["parity-kind-node:v1.33.13"].kind == "script"
+    assert plan["parity-offline/traefik:v3.6.12"].kind == "script"
+    assert "parity-offline/nginx:1.22-bookworm" not in plan     # kind runs Traefik instead
+    compose = model.load(ROOT, Selection("compose", 1, "offline")).stack
+    assert "parity-kind-node:v1.33.13" not in {ib.image for ib in images.plan(compose, ROOT)}
+    default = model.load(ROOT, Selection("kind", 1)).stack    # pulled: nothing to build
+    assert {ib.image for ib in images.plan(default, ROOT)} == {"parity/api:0.1.0",
+                                                               "parity/web:0.1.0"}
