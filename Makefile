@@ -7,6 +7,10 @@ INV    := $(BIN)/inv
 NOX    := $(BIN)/nox
 MODE   ?= compose
 PHASE  ?= 1
+# SHIM=1 runs the lifecycle through decision 0010's docker shim, for machines whose
+# Docker cannot run --privileged (kind's nodes need it; inv doctor says when). It is
+# never applied without SHIM=1 (or the same directory first on your PATH).
+RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
 .PHONY: help venv engine test validate render lint diff config images doctor \
@@ -53,24 +57,24 @@ config: venv  ## print the merged model of MODE/PHASE
 images: venv  ## build the images of MODE and PROFILE (offline: without a registry; MODE=kind adds the node image and edge)
 	$(INV) images --mode $(MODE) --phase 3 $(if $(PROFILE),--profile $(PROFILE))
 
-# --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline
+# --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline; SHIM=1
 up: venv engine  ## create/update the environment and wait until ready (make up PHASE=2)
-	$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 doctor: venv  ## every prerequisite of the lane at once; changes nothing (exit 3 if one is missing)
-	$(INV) doctor --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) doctor --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 status: venv  ## one row per service with state, health, reason, endpoint
-	$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 check: venv  ## the live checks (readiness, smoke through the edge, contract)
-	$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 down: venv  ## remove everything parity created, and nothing else
-	$(INV) down --mode $(MODE) --phase $(PHASE)
+	$(RUN)$(INV) down --mode $(MODE) --phase $(PHASE)
 
 reset: venv  ## destroy and recreate from zero
-	$(INV) reset --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) reset --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
 compose-up compose-status compose-validate compose-down compose-reset compose-doctor: venv  ## compose lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose

@@ -90,8 +90,9 @@ def inspect(ids: list[str]) -> list[dict]:
 SHIM_MARKER = "parity-docker-shim"
 SHIM_DIR = "testbin/docker-shim"
 SHIM_HINT = ("kind runs its nodes with docker run --privileged. Where the engine cannot "
-             "(decision 0010), put parity's documented shim first on PATH for the kind "
-             f"lane: export PATH=\"$PWD/{SHIM_DIR}:$PATH\" (docs/runbook-kind.md"
+             "(decision 0010), run the kind lane through parity's documented shim: add "
+             f"SHIM=1 to make (make kind-parity-up SHIM=1 ...), or export PATH=\"$PWD/"
+             f"{SHIM_DIR}:$PATH\" for inv (docs/runbook-kind.md"
              "#docker-cannot-run-privileged-containers)")
 
 
