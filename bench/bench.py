@@ -2,7 +2,8 @@
 
     python bench/bench.py [--sizes 50,200,1000] [--runs 3] [--docker auto|yes|no]
                           [--kustomize-budget 120] [--kustomize-limit 600]
-                          [--compose-runs 3] [--skip SECTIONS] [--out FILE]
+                          [--compose-runs 3] [--kind-runs 1] [--skip SECTIONS]
+                          [--out FILE]
 
 Sections (one table at the end, and bench/results.json):
 
@@ -25,8 +26,15 @@ Sections (one table at the end, and bench/results.json):
              ``inv up`` with nothing changed (time, containers recreated). Needs a
              Docker engine; ``inv down`` between and at the end: it REMOVES a running
              parity compose environment of this checkout (volumes included).
+6. kind    - the kind lane, offline profile: building its images (node image, edge,
+             services; cold only on a machine that never built them), then per run
+             ``inv up --mode kind`` phase 1 and phase 3 from no cluster (images
+             built), each followed by a repeated ``up`` with nothing changed (time,
+             pods replaced or restarted). Where Docker cannot run ``--privileged``
+             it runs through testbin/docker-shim (decision 0010) and says so. It
+             REMOVES a parity kind cluster of this checkout (``inv down``).
 
-Sections 3 (status), 4 and 5 run Docker commands; ``--docker no`` skips them.
+Sections 3 (status), 4, 5 and 6 run Docker commands; ``--docker no`` skips them.
 Set BENCH_SRC=/path/to/other/src to time another copy of the engine (the render,
 emit and diff rows use it; the inv rows always run this checkout's tasks.py).
 """
@@ -356,6 +364,68 @@ def bench_compose(res: Results, runs: int) -> None:
             note=f"recreated: {again_recreated}", recreated=again_recreated)
 
 
+# --------------------------------------------------------------------------- 6: kind
+
+def _kind_env() -> tuple[dict, str]:
+    """The environment for the kind lane's commands, and a note saying whether they
+    run through decision 0010's shim (only where the engine cannot run --privileged)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from parity import docker as pdocker
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARITY_")}
+    env["PARITY_IMAGE_PROFILE"] = "offline"
+    ok, _ = pdocker.privileged_probe()
+    if ok is False:
+        env["PATH"] = f"{ROOT / 'testbin' / 'docker-shim'}{os.pathsep}{env['PATH']}"
+        return env, "through testbin/docker-shim (no --privileged here)"
+    return env, ""
+
+
+def _pods(phase: int) -> dict:
+    """Every pod of the stack and the edge: uid and restart counts."""
+    from parity import cli
+
+    driver = cli.lane(ROOT, cli.selection("kind", phase, "offline"), quiet=True)
+    out = {}
+    for ns in ("parity", "parity-system"):
+        for pod in driver.kube.list("v1", "Pod", ns):
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            out[pod["metadata"]["uid"]] = sum(c.get("restartCount", 0) for c in statuses)
+    return out
+
+
+def bench_kind(res: Results, runs: int) -> None:
+    print("kind: inv up --mode kind (offline profile), cold cluster and no-op", flush=True)
+    env, note = _kind_env()
+    down = [INV, "down", "--mode", "kind"]
+    images = [INV, "images", "--mode", "kind", "--phase", "3", "--profile", "offline"]
+    build = [timed(images, env=env, timeout=7200)[0]]
+    ups: dict[int, list[float]] = {1: [], 3: []}
+    again: dict[int, list[float]] = {1: [], 3: []}
+    changed: dict[int, list[int]] = {1: [], 3: []}
+    try:
+        for _ in range(runs):
+            for phase in (1, 3):
+                timed(down, env=env, timeout=600)
+                up = [INV, "up", "--mode", "kind", "--phase", str(phase)]
+                ups[phase].append(timed(up, env=env, timeout=3600)[0])
+                before = _pods(phase)
+                again[phase].append(timed(up, env=env, timeout=3600)[0])
+                after = _pods(phase)
+                changed[phase].append(len(set(before) ^ set(after)) + sum(
+                    after[u] - before[u] for u in set(before) & set(after)))
+    finally:
+        timed(down, env=env, timeout=600, check=False)
+    res.add("kind", "inv images --mode kind --phase 3 (offline; may build)", build,
+            note=note)
+    for phase in (1, 3):
+        res.add("kind", f"inv up --mode kind --phase {phase} (no cluster, images built)",
+                ups[phase], note=note)
+        res.add("kind", f"inv up --mode kind --phase {phase} again, nothing changed",
+                again[phase], note=f"pods replaced or restarted: {changed[phase]}",
+                changed=changed[phase])
+
+
 # --------------------------------------------------------------------------- report
 
 def table(rows: list[dict]) -> None:
@@ -399,6 +469,13 @@ def targets(rows: list[dict]) -> dict:
         out["repeated inv up < 2 s, 0 recreated"] = {
             "s": r["parity_s"], "recreated": rec,
             "met": r["parity_s"] < 2 and bool(rec) and all(x == 0 for x in rec)}
+    for phase in (1, 3):
+        r = by.get(f"inv up --mode kind --phase {phase} again, nothing changed")
+        if r and r["parity_s"] is not None:
+            changed = r.get("changed") or []
+            out[f"repeated kind up phase {phase} < 15 s, no pod restarted"] = {
+                "s": r["parity_s"], "changed": changed,
+                "met": r["parity_s"] < 15 and bool(changed) and not any(changed)}
     return out
 
 
@@ -413,8 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kustomize-limit", type=float, default=600.0,
                     help="stop a kustomize run after this many seconds (a lower bound)")
     ap.add_argument("--compose-runs", type=int, default=3)
+    ap.add_argument("--kind-runs", type=int, default=1)
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: "
-                    "default,synthetic,startup,offline,compose")
+                    "default,synthetic,startup,offline,compose,kind")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
@@ -447,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         section("offline", bench_offline, args.runs)
     if docker and "compose" not in skip:
         section("compose", bench_compose, args.compose_runs)
+    if docker and "kind" not in skip:
+        section("kind", bench_kind, args.kind_runs)
     if not docker:
         print("no Docker engine (or --docker no): inv status, validate-offline and the "
               "compose section were not run", flush=True)
