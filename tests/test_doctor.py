@@ -100,3 +100,33 @@ def test_kind_lane_never_contacts_the_users_context(repo_copy: Path, tmp_path: P
         assert checks["kind"]["detail"] == ("kind is not installed; the kind lane needs kind "
                                             "0.30.0 or newer")
     assert not (repo_copy / ".parity").exists()  # nothing built, nothing written
+
+
+@pytest.mark.parametrize("image, registry", [
+    ("postgres:16.4-bookworm", "registry-1.docker.io"),
+    ("kindest/node:v1.34.0@sha256:" + "a" * 64, "registry-1.docker.io"),
+    ("quay.io/keycloak/keycloak:26.0", "quay.io"),
+    ("localhost:5000/team/api:1", "localhost:5000"),
+    ("registry.internal/x", "registry.internal"),
+])
+def test_the_registry_an_image_is_pulled_from(image, registry) -> None:
+    from parity.doctor import registry_of
+
+    assert registry_of(image) == registry
+
+
+def test_an_unreachable_registry_is_a_failure_with_the_offline_fix() -> None:
+    from parity.doctor import _pull_finding
+
+    f = _pull_finding("node image", ["kindest/node:v1"], "not here", "kind")
+    # this machine reaches no container registry; elsewhere the same call warns
+    if f.status == "fail":
+        assert f.detail.startswith("not here; kind pulls kindest/node:v1 from "
+                                   "registry-1.docker.io, which cannot be reached: ")
+    else:
+        assert f.status == "warn"
+    assert "PROFILE=offline" in f.hint
+    refused = _pull_finding("images", ["localhost:1/x:1", "localhost:1/y:1"], "0 of 2", "up")
+    assert (refused.status, refused.detail.split(": ", 1)[0]) == (
+        "fail", "0 of 2; up pulls localhost:1/x:1 and 1 more from localhost:1, which cannot "
+                "be reached")

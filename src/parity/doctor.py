@@ -130,12 +130,24 @@ def _runtime_images(stack, root: Path) -> list[Finding]:
         elif images.local_image(runtime.image) is not None:
             out.append(Finding(check, OK, f"{runtime.image} present"))
         else:
-            out.append(Finding(check, WARN, f"{runtime.image} ({where}) is not here; "
-                               f"{'kind' if check == 'node image' else 'the node'} pulls it "
-                               "from its registry", "where no container registry is "
-                               "reachable use the offline profile (PROFILE=offline), which "
-                               "builds it"))
+            out.append(_pull_finding(check, [runtime.image], f"not here ({where})",
+                                     "kind" if check == "node image" else "the node"))
+    out.append(_edge_manifests())
     return out
+
+
+def _edge_manifests() -> Finding:
+    """The Gateway API CRDs up installs: vendored, and every file as pinned."""
+    from .render.edge import CRD_DIR, GATEWAY_API_VERSION, gateway_api_crds
+
+    try:
+        crds, _ = gateway_api_crds()
+    except (ParityError, OSError) as exc:
+        message = exc.message if isinstance(exc, ParityError) else str(exc)
+        return Finding("edge manifests", FAIL, message,
+                       "git checkout -- src/parity/schemas (the vendored CRDs)")
+    return Finding("edge manifests", OK, f"Gateway API {GATEWAY_API_VERSION} standard CRDs, "
+                                         f"{len(crds)} files match {CRD_DIR.name}/SHA256SUMS")
 
 
 def _kubectl(lane) -> Finding:
@@ -147,6 +159,49 @@ def _kubectl(lane) -> Finding:
                        "/etc/kubernetes/admin.conf get pods -A")
     return Finding("kubectl", OK, f"kubectl {_fmt(version)} (yours; parity talks to the API "
                                   f"itself): kubectl --kubeconfig .parity/kind/kubeconfig …")
+
+
+def registry_of(image: str) -> str:
+    """The registry (host or host:port) an image reference is pulled from, by
+    Docker's rules: a first path component with a dot, a port or ``localhost``."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "registry-1.docker.io"
+
+
+def reachable(registry: str, seconds: float = 3.0) -> str | None:
+    """None when a TCP connection to the registry opens within ``seconds``, else why
+    not. Nothing is sent: it only tells whether a pull could start."""
+    import socket
+
+    host, _, port_text = registry.rpartition(":") if registry.count(":") == 1 \
+        else (registry, "", "")
+    port = int(port_text) if port_text.isdigit() else 443
+    try:
+        with socket.create_connection((host, port), timeout=seconds):
+            return None
+    except socket.gaierror:
+        return f"{host} does not resolve"
+    except OSError as exc:
+        return f"{host}:{port} does not answer ({exc.strerror or exc})"
+
+
+def _pull_finding(check: str, images_to_pull: list[str], detail: str, who: str) -> Finding:
+    """A finding for images that must be pulled: FAIL when their registry cannot even
+    be reached from here (up would fail), else WARN (a pull may still be refused)."""
+    hosts = sorted({registry_of(i) for i in images_to_pull})
+    down = {h: why for h in hosts if (why := reachable(h))}
+    hint = ("where no container registry is reachable use the offline profile "
+            "(PROFILE=offline), which builds every image")
+    if down:
+        return Finding(check, FAIL, f"{detail}; {who} pulls {images_to_pull[0]}"
+                       + (f" and {len(images_to_pull) - 1} more" if len(images_to_pull) > 1
+                          else "") + " from " + ", ".join(hosts) + ", which cannot be "
+                       "reached: " + "; ".join(down.values()), hint)
+    return Finding(check, WARN, f"{detail}; {who} pulls {images_to_pull[0]}"
+                   + (f" and {len(images_to_pull) - 1} more" if len(images_to_pull) > 1
+                      else "") + f" from {', '.join(hosts)}", hint)
 
 
 def _images(stack) -> Finding:
@@ -164,9 +219,8 @@ def _images(stack) -> Finding:
     pulled = [i for i in missing
               if not any(s.image == i and s.build for s in stack.services.values())]
     if pulled:
-        return Finding("images", WARN, f"{detail}; {len(pulled)} to pull, e.g. {pulled[0]}",
-                       "up pulls them from their registries; where none is reachable use "
-                       "the offline profile: make up PROFILE=offline")
+        return _pull_finding("images", pulled, detail,
+                             "up" if stack.mode == "compose" else "the node")
     return Finding("images", OK, f"{detail}; up builds the other {len(missing)} (the first "
                                  "build of the offline profile needs Debian's mirrors)")
 
