@@ -14,18 +14,24 @@ def check_api_received_the_rendered_contract(t) -> str:
         if isinstance(value, SecretRef):
             value = t.secret(value.secret, value.key)
         want[key] = t.sha256(value)
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    differ = sorted(k for k in set(want) & set(got) if want[k] != got[k])
-    problems = []
-    if missing:
-        problems.append(f"not received: {', '.join(missing)}")
-    if extra:
-        problems.append(f"received but not in the contract: {', '.join(extra)}")
-    if differ:
-        problems.append(f"values differ from the render: {', '.join(differ)}")
+    problems = compare(want, got, set(got) - set(want))
     assert not problems, "; ".join(problems)
     return f"{len(want)} env keys match by hash"
+
+
+def compare(want: dict, got: dict, extra: set) -> list[str]:
+    """Problems between the rendered env and the received one (both key -> hash);
+    ``extra``: the received keys the contract does not explain. Names only."""
+    problems = []
+    missing = sorted(set(want) - set(got))
+    differ = sorted(k for k in set(want) & set(got) if want[k] != got[k])
+    if missing:
+        problems.append(f"not received: {', '.join(missing)}")
+    if differ:
+        problems.append(f"values differ from the render: {', '.join(differ)}")
+    if extra:
+        problems.append(f"received but not in the contract: {', '.join(sorted(extra))}")
+    return problems
 
 
 def check_every_service_received_its_rendered_contract(t) -> str:
@@ -53,17 +59,9 @@ def check_every_service_received_its_rendered_contract(t) -> str:
                 value = t.secret(value.secret, value.key)
             want[key] = t.sha256(value)
         received = {k: t.sha256(v) for k, v in got.env.items()}
-        missing = sorted(set(want) - set(received))
-        differ = sorted(k for k in set(want) & set(received) if want[k] != received[k])
-        extra = sorted(k for k in set(received) - set(want) - got.platform_keys
-                       if got.image_env.get(k) != got.env[k])
-        bad = []
-        if missing:
-            bad.append(f"not received {', '.join(missing)}")
-        if differ:
-            bad.append(f"values differ from the render: {', '.join(differ)}")
-        if extra:
-            bad.append(f"received but not in the contract: {', '.join(extra)}")
+        extra = {k for k in set(received) - set(want) - got.platform_keys
+                 if got.image_env.get(k) != got.env[k]}
+        bad = compare(want, received, extra)
         if bad:
             problems.append(f"{name} ({got.where}): " + "; ".join(bad))
         checked.append(name)

@@ -92,7 +92,7 @@ class _Runtime:
     (lambda d: d["api"].env.update(DATABASE_NAME="platform_kind"),
      "api (pod api-0): values differ from the render: DATABASE_NAME"),
     (lambda d: d["web"].env.pop("API_URL"),
-     "web (pod web-0): not received API_URL"),
+     "web (pod web-0): not received: API_URL"),
     (lambda d: d.pop("redis"), "redis: no running container"),
     (lambda d: d["api"].env.update(PATH="/opt/bin"),   # the image's own key, changed
      "api (pod api-0): received but not in the contract: PATH"),

@@ -348,7 +348,7 @@ def test_a_context_with_build_yaml_is_a_script_build(tmp_path):
     ("script: missing.sh\n", "the script missing.sh is missing"),
     ("script: build.sh\nrun: now\n", "unknown keys run"),
     ("script: build.sh\nneeds: [{command: go}]\n", "needs[0] must have a command and a hint"),
-    ("- a list\n", "build.yaml is a mapping"),
+    ("- a list\n", "the build script description is a mapping"),
 ])
 def test_a_bad_build_yaml_names_the_file(tmp_path, text, message):
     _script_context(tmp_path, text)

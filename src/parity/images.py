@@ -883,19 +883,24 @@ _RECIPE_KEYS = {"image", "suite", "variant", "mirror", "packages", "sources", "u
                 "cmd", "remove", "keep", "empty"}
 
 
-def _load_recipe(directory: Path, root: Path) -> dict:
-    f = directory / RECIPE_FILE
+def _read_mapping(f: Path, root: Path, what: str, keys: set[str]) -> tuple[dict, str]:
+    """A small YAML file of a build context: a mapping of known keys only."""
     where = _rel(root, f)
     try:
         data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read the base recipe: {exc}", where=where) from None
+        raise InputError(f"cannot read the {what}: {exc}", where=where) from None
     if not isinstance(data, dict):
-        raise InputError("a base recipe is a mapping", where=where)
-    unknown = sorted(set(data) - _RECIPE_KEYS)
+        raise InputError(f"the {what} is a mapping", where=where)
+    unknown = sorted(set(data) - keys)
     if unknown:
         raise InputError(f"unknown keys {', '.join(unknown)}", where=where,
-                         hint=f"a recipe has {', '.join(sorted(_RECIPE_KEYS))}")
+                         hint=f"the {what} has {', '.join(sorted(keys))}")
+    return data, where
+
+
+def _load_recipe(directory: Path, root: Path) -> dict:
+    data, where = _read_mapping(directory / RECIPE_FILE, root, "base recipe", _RECIPE_KEYS)
     for key in ("image", "suite", "variant", "mirror", "packages"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise InputError(f"'{key}' must be a non-empty string", where=where)
@@ -905,19 +910,8 @@ def _load_recipe(directory: Path, root: Path) -> dict:
 
 
 def _load_script(context: Path, root: Path) -> Script:
-    f = context / SCRIPT_FILE
-    where = _rel(root, f)
-    try:
-        data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read the build script description: {exc}",
-                         where=where) from None
-    if not isinstance(data, dict):
-        raise InputError("build.yaml is a mapping", where=where)
-    unknown = sorted(set(data) - {"script", "root", "needs"})
-    if unknown:
-        raise InputError(f"unknown keys {', '.join(unknown)}", where=where,
-                         hint="build.yaml has script, root and needs")
+    data, where = _read_mapping(context / SCRIPT_FILE, root, "build script description",
+                                {"script", "root", "needs"})
     script = data.get("script")
     if not isinstance(script, str) or not script or "/" in script or script.startswith("."):
         raise InputError("'script' must name a file of this directory", where=where)
