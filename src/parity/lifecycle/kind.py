@@ -59,6 +59,8 @@ MIN_DOCKER_MEMORY = 6 * 1024**3
 #: more than --timeout.
 EDGE_READY_SECONDS = 300
 STATE_CONFIGMAP = "parity-cluster"
+#: The Docker network kind puts every kind cluster's nodes on.
+KIND_NETWORK = "kind"
 #: Pod template annotation: the local image ID of each built image the pod runs.
 ANNOTATION_IMAGE_IDS = "parity.dev/image-ids"
 KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
@@ -469,13 +471,38 @@ class KindLane:
             self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=300)
         self.kind_dir.mkdir(parents=True, exist_ok=True)
+        network_before = self._network_exists()
         self.kind("create", "cluster", "--name", self.cluster, "--config",
                   str(self.out / "kind-config.yaml"), "--kubeconfig", str(self.kubeconfig),
                   "--wait", "180s", timeout=900)
+        if not network_before and self._network_exists():
+            # kind made its shared network for this cluster: down may remove it again
+            (self.kind_dir / "created-network").write_text(KIND_NETWORK + "\n")
         self._kube = None
         self.observed.edge_digest = None
         self.record()
         return f"{action}d from {self.stack.kind_node.image}"
+
+    @staticmethod
+    def _network_exists() -> bool:
+        return docker.run(["docker", "network", "inspect", KIND_NETWORK], check=False,
+                          timeout=30).returncode == 0
+
+    def _remove_network_we_created(self, dry_run: bool) -> str | None:
+        """The ``kind`` network, when parity's create made it and no container (another
+        kind cluster, anything of yours) is attached to it any more."""
+        marker = self.kind_dir / "created-network"
+        if not marker.is_file() or not self._network_exists():
+            return None
+        attached = docker.run(["docker", "network", "inspect", "--format",
+                               "{{range .Containers}}{{.Name}} {{end}}", KIND_NETWORK],
+                              check=False, timeout=30).stdout.split()
+        ours = {row.get("Names") for row in self.node_containers()} if dry_run else set()
+        if set(attached) - ours:
+            return None
+        if not dry_run:
+            docker.run(["docker", "network", "rm", KIND_NETWORK], check=False, timeout=60)
+        return f"network {KIND_NETWORK}"
 
     def load_images(self) -> str:
         """kind load, in one call, every built image the node lacks (shared layers are
@@ -928,6 +955,9 @@ class KindLane:
                 self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=300)
             removed.append(f"cluster {self.cluster} (with its volumes)")
+        network = self._remove_network_we_created(dry_run)
+        if network:
+            removed.append(network)
         if self.kind_dir.exists():
             if not dry_run:
                 shutil.rmtree(self.kind_dir)
