@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests run real servers and clients from (tests/test_apps.py:
 # PostgreSQL, Redis, NATS, the registry, and the Python modules the offline
-# images use). Idempotent; services are installed but never started by apt.
+# images use), and what the kind lane's offline node image is built with besides Go
+# and debootstrap (gcc and libc6-dev for its static pause binary, the CA bundle).
+# Idempotent; services are installed but never started by apt.
 set -euo pipefail
 PKGS=(postgresql-15 redis-server nats-server docker-registry python3-psycopg2 python3-redis
-      python3-jwt python3-grpcio python3-cryptography python3-requests)
+      python3-jwt python3-grpcio python3-cryptography python3-requests gcc libc6-dev
+      ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
