@@ -195,6 +195,7 @@ class KindLane:
         self.actions: list[Action] = []
         self.report: dict = {}
         self.kind_bin: str | None = None
+        self._privileged_unknown = False  # preflight had no local image to probe with
         self._kube = None
 
     # ------------------------------------------------------------------ helpers
@@ -296,7 +297,9 @@ class KindLane:
             raise PrerequisiteMissing(f"kind cannot start its nodes here: {detail}",
                                       hint=docker.SHIM_HINT)
         if ok is None:
+            self._privileged_unknown = True
             return f"not checked: {detail}"
+        self._privileged_unknown = False
         return f"{detail} (through the docker shim {shim}, decision 0010)" if shim else detail
 
     @staticmethod
@@ -355,6 +358,8 @@ class KindLane:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = sum(r.action == "built" for r in results)
+        if self._privileged_unknown:
+            self.check_privileged()  # preflight had no image to probe with; now there is
         return f"{built} built, {len(results) - built} unchanged"
 
     def observe(self) -> str:
