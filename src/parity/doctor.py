@@ -209,9 +209,7 @@ def _images(stack) -> Finding:
 
     wanted = sorted({s.image for s in stack.services.values() if s.role != "edge"
                      or stack.mode == "compose"})
-    found = images.local_images(wanted)  # one docker call when all are present
-    present = list(found) if found is not None else [
-        i for i in wanted if images.local_image(i) is not None]
+    present = list(images.present_images(wanted))
     missing = [i for i in wanted if i not in present]
     detail = f"{len(present)} of {len(wanted)} images of profile {stack.profile} present"
     if not missing:

@@ -191,7 +191,7 @@ def plan(stack, root: Path) -> list[ImageBuild]:
     recipes = find_recipes(root)
     by_image: dict[str, ImageBuild] = {}
     owners: dict[str, list[str]] = {}
-    for name, svc in sorted(_buildable(stack).items()):
+    for name, svc in sorted(buildable(stack).items()):
         if svc.build is None:
             continue
         ib = _dockerfile_build(svc, root)
@@ -241,7 +241,7 @@ def plan(stack, root: Path) -> list[ImageBuild]:
     return order
 
 
-def _buildable(stack) -> dict:
+def buildable(stack) -> dict:
     """What may have a build: every service, and in the kind lane its node image and
     edge controller (keyed by their model paths, ``stack.kind.node``)."""
     if getattr(stack, "mode", None) != "kind":
@@ -514,6 +514,15 @@ def local_images(names: Iterable[str]) -> dict[str, LocalImage] | None:
         return None
 
 
+def present_images(names: Iterable[str]) -> dict[str, LocalImage]:
+    """The images of ``names`` that exist here: one docker call when all do
+    (:func:`local_images`), else one call per image."""
+    found = local_images(names)
+    if found is None:
+        found = {n: img for n in dict.fromkeys(names) if (img := local_image(n)) is not None}
+    return found
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -553,9 +562,7 @@ def freshness(stack, root: Path) -> dict[str, tuple[ImageBuild, str]]:
     root = Path(root).resolve()
     builds = plan(stack, root)
     names = [n for ib in builds for n in (*ib.parents, ib.image)]
-    known = local_images(names)
-    if known is None:
-        known = {n: img for n in dict.fromkeys(names) if (img := local_image(n)) is not None}
+    known = present_images(names)
     out = {}
     for ib in builds:
         parent_ids = {p: known[p].id for p in ib.parents if p in known}
@@ -1057,6 +1064,7 @@ def _rel(root: Path, p: Path) -> str:
 
 
 __all__ = ["Fetch", "ImageBuild", "Need", "Script", "ImageResult", "LABEL_HASH", "LABEL_MANAGED", "ParityError",
-           "build", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes", "freshness",
+           "build", "buildable", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes",
+           "freshness", "present_images",
            "inputs_hash", "local_image", "local_images", "plan", "read_packages", "report",
            "tree_digest"]

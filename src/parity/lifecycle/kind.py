@@ -236,9 +236,11 @@ class KindLane:
 
         return _load_docs(self.files[name])
 
-    def edge_digest(self) -> str:
-        """What the edge was installed from: edge.yaml and the vendored CRDs."""
-        _, crds = gateway_api_crds()
+    def edge_digest(self, crds: str | None = None) -> str:
+        """What the edge was installed from: edge.yaml and the vendored CRDs (``crds``:
+        their digest, when the caller has already read them)."""
+        if crds is None:
+            _, crds = gateway_api_crds()
         return hashlib.sha256((self.files["edge.yaml"] + crds).encode()).hexdigest()
 
     # ------------------------------------------------------------------ up
@@ -385,7 +387,9 @@ class KindLane:
     def running_node_image(self) -> str | None:
         proc = docker.run(["docker", "container", "inspect", "--format", "{{.Image}}",
                            self.node()], check=False, timeout=30)
-        return proc.stdout.strip() or None if proc.returncode == 0 else None
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.strip() or None
 
     def wanted_node_image(self) -> str | None:
         """The local ID of the node image kind-config.yaml names (None: not local)."""
@@ -409,22 +413,18 @@ class KindLane:
         return out
 
     def built_images(self) -> list[str]:
-        """Images built here that the node needs (kind load): the services' and the
-        edge controller's. The node image itself is what kind creates the node from."""
-        out = {s.image for s in self.stack.services.values()
-               if s.build is not None and s.role != "edge"}
-        if self.stack.kind_edge.build is not None:
-            out.add(self.stack.kind_edge.image)
-        return sorted(out)
+        """Images built here that the node needs (kind load): what the image builder
+        builds for this lane (the services' and the edge controller's), but the node
+        image, which kind creates the node from."""
+        from .. import images
+
+        return sorted({b.image for b in images.buildable(self.stack).values()
+                       if b.build is not None and b is not self.stack.kind_node})
 
     def local_images(self) -> dict[str, str]:
         from .. import images
 
-        wanted = self.built_images()
-        found = images.local_images(wanted)
-        if found is None:
-            found = {n: img for n in wanted if (img := images.local_image(n)) is not None}
-        return {n: img.id for n, img in found.items()}
+        return {n: img.id for n, img in images.present_images(self.built_images()).items()}
 
     def node_images(self) -> dict[str, str]:
         """Image name -> ID as the node's containerd has it (the same ID Docker shows
@@ -536,7 +536,7 @@ class KindLane:
             return "kept"
         from ..diff import _load_docs
 
-        crds, _ = gateway_api_crds()
+        crds, crds_digest = gateway_api_crds()
         docs = [d for _, raw in crds for d in _load_docs(raw.decode("utf-8"))]
         for doc in docs:
             self.kube.apply(doc)
@@ -548,7 +548,7 @@ class KindLane:
             self.kube.apply(doc)
         deployment = next(d for d in edge if d["kind"] == "Deployment")
         self.wait_workloads("edge", [deployment], namespace=EDGE_NAMESPACE)
-        self.observed.edge_digest = self.edge_digest()
+        self.observed.edge_digest = self.edge_digest(crds_digest)
         self.record()
         return f"{action}ed {len(docs)} CRDs and {len(edge)} objects ({self.stack.kind_edge.image})"
 
