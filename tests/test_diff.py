@@ -66,6 +66,19 @@ CONTRACT_CASES = {
                           "    readiness:\n      http: {port: web}\n    routes:\n"
                           "      - {name: web, port: web}\n",
                           ["services.web.ports[http].port", "services.web.ports[web].port"]),
+    # the identity contract (issue 12): what a browser and the API meet
+    "identity-redirect-uri": ("identity:\n  clients:\n    parity-web:\n      redirect_uris: "
+                              "!replace ['https://localhost:3000/*']\n",
+                              ["identity.clients.parity-web.redirect_uris"]),
+    "identity-audience-dropped": ("identity:\n  clients:\n    parity-web:\n"
+                                  "      audiences: !replace []\n",
+                                  ["identity.clients.parity-web.audiences"]),
+    "identity-realm-renamed": ("identity:\n  realm: parity-kind\n",
+                               ["identity.realm"]),
+    "identity-client-id-of-web": ("services:\n  web:\n    env:\n      OIDC_CLIENT_ID: "
+                                  "parity-dev\n", ["services.web.env.OIDC_CLIENT_ID"]),
+    "identity-client-type": ("identity:\n  clients:\n    parity-dev:\n      pkce: S256\n",
+                             ["identity.clients.parity-dev.pkce"]),
     "service-missing": ("services:\n  api:\n    depends_on:\n      - !remove redis\n"
                         "    env:\n      REDIS_HOST: !remove\n      REDIS_PORT: !remove\n"
                         "      REDIS_PASSWORD: !remove\n  redis: !remove\n",

@@ -25,7 +25,7 @@ def test_layer_order_is_base_phases_mode_profile_local_env_set(repo_copy: Path) 
     layers = plan_layers(repo_copy, sel)
     assert describe(layers) == ("base -> phase:2 -> phase:3 -> mode:kind -> images:default"
                                 " -> local -> env -> set")
-    assert layers[0].rel == "base/secrets.yaml"  # base files sorted, policy excluded
+    assert layers[0].rel == "base/identity.yaml"  # base files sorted, policy excluded
     assert all(layer.rel != "base/parity-policy.yaml" for layer in layers)
 
 
@@ -92,10 +92,10 @@ def test_references_resolve_per_mode_with_identical_browser_urls() -> None:
 
 def test_literal_dollar_brace_escape() -> None:
     stack = model.load(ROOT, Selection("compose", 1)).stack
-    realm = stack.services["keycloak"].files[0].content
+    realm = next(f for f in stack.services["keycloak"].files if f.name == "realm").content
     out = stack.resolve(realm)
-    assert '"clientId": "${OIDC_DEV_CLIENT_ID}"' in out
-    assert '"redirectUris": ["https://app.parity.localhost/*"]' in out
+    assert '"value": "${PARITY_IDP_USER_DEV_PASSWORD}"' in out
+    assert '"https://app.parity.localhost/*"' in out
 
 
 def test_dependency_waves_respect_depends_on() -> None:
@@ -143,7 +143,8 @@ def test_inv_config_json_lists_services_by_name() -> None:
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert len(data["services"]) == 14
-    assert "password" not in json.dumps(data["secrets"]).replace('"password": {"generate"', "")
+    assert "password" not in json.dumps(data["secrets"]).replace('"password": {"generate"', "") \
+        .replace("passwords of the people", "")
 
 
 def test_inv_explain_shows_base_and_overlay_lines() -> None:

@@ -177,7 +177,7 @@ def test_every_dollar_is_escaped() -> None:
     assert api["command"] == ["--greeting", "$$USER"]
     assert api["build"]["args"] == {"GREETING": "$$NAME"}
     configs = yaml.safe_load(text)["configs"]
-    assert '"clientId": "$${OIDC_DEV_CLIENT_ID}"' in configs["keycloak-realm"]["content"]
+    assert '"value": "$${PARITY_IDP_USER_DEV_PASSWORD}"' in configs["keycloak-realm"]["content"]
     assert '--username "$$POSTGRES_USER"' in configs["postgres-init-databases"]["content"]
 
 

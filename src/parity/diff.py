@@ -326,6 +326,17 @@ def _mask_secrets(data: dict, resolved) -> None:
                 spec["value"] = Masked(str(plain[name]["keys"][key]["value"]))
 
 
+def _resolved_strings(value: Any, resolve) -> Any:
+    """``value`` with reference templates in every string resolved for the mode."""
+    if isinstance(value, str):
+        return resolve(value)
+    if isinstance(value, dict):
+        return {k: _resolved_strings(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved_strings(v, resolve) for v in value]
+    return value
+
+
 def model_view(resolved) -> tuple[dict, dict]:
     """(resolved view, raw view) of one selection: enabled services only; env and
     file references resolved in the first, as written in the second."""
@@ -335,6 +346,8 @@ def model_view(resolved) -> tuple[dict, dict]:
     _mask_secrets(raw, resolved)
     stack = resolved.stack
     view = {"stack": raw["stack"], "secrets": raw.get("secrets", {}), "services": {}}
+    if raw.get("identity"):
+        view["identity"] = _resolved_strings(raw["identity"], stack.resolve)
     for name, svc in raw["services"].items():
         s = dict(svc)
         env = {}

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from . import identity as idp
 from . import schema, templates
 from .errors import InputError, InputErrors, ParityError, did_you_mean
 from .layers import Layer, Selection, describe, merged_tree
@@ -180,6 +181,8 @@ class Stack:
     #: The kind lane's node image and edge controller image (placement).
     kind_node: RuntimeImage = RuntimeImage("stack.kind.node", schema.KIND_NODE_IMAGE)
     kind_edge: RuntimeImage = RuntimeImage("stack.kind.edge", schema.KIND_EDGE_IMAGE)
+    #: The identity contract (realm, clients, users), or None without identity:.
+    identity: "idp.Identity | None" = None
     #: Where each model path was set (file:line), for errors found after loading,
     #: e.g. by a renderer. Not part of the model: ignored by ==.
     origins: "Origins | None" = field(default=None, compare=False, repr=False)
@@ -201,13 +204,16 @@ class Stack:
         return templates.resolve(value, *self._ref_maps)
 
     @cached_property
-    def _ref_maps(self) -> tuple[templates.Transport, dict, dict]:
+    def _ref_maps(self) -> tuple[templates.Transport, dict, dict, dict]:
         """What references resolve against, built once per stack (rebuilding it for
         every value made rendering and diffing quadratic in the number of services).
         A Stack is immutable; ``dataclasses.replace`` makes a new one, with no cache."""
         ports = {s.name: {p.name: p.port for p in s.ports} for s in self.services.values()}
         routes = {r.name: (r.host, r.path) for r in self.routes().values()}
-        return self.transport, ports, routes
+        ident = {}
+        if self.identity is not None:
+            ident = {"issuer": self.identity.issuer_template, "realm": self.identity.realm}
+        return self.transport, ports, routes, ident
 
     def edge(self) -> Service | None:
         for s in self.services.values():
@@ -321,6 +327,17 @@ def apply_defaults(tree: Map) -> Map:
             se = {k: v for k, v in se.items() if v is not None}
             new_services[name] = Map(se, s.keylocs, s.hist)
         entries["services"] = Map(new_services, services.keylocs, services.hist)
+    identity = entries.get("identity")
+    if isinstance(identity, Map):
+        ident = _with_defaults(identity, schema.IDENTITY_DEFAULTS)
+        ie = dict(ident.entries)
+        for part, defaults in (("clients", schema.IDENTITY_CLIENT_DEFAULTS),
+                               ("users", schema.IDENTITY_USER_DEFAULTS)):
+            group = ie.get(part)
+            if isinstance(group, Map):
+                ie[part] = Map({k: _with_defaults(v, defaults) if isinstance(v, Map) else v
+                                for k, v in group.entries.items()}, group.keylocs, group.hist)
+        entries["identity"] = Map(ie, ident.keylocs, ident.hist)
     return Map(entries, tree.keylocs, tree.hist)
 
 
@@ -585,12 +602,19 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
             if isinstance(value, dict):
                 _check_secret(value, secrets, epath, err)
             elif isinstance(value, str) and enabled:
-                _check_refs(value, epath, services, phase, err, route_owner)
+                _check_refs(value, epath, services, phase, err, route_owner,
+                            data.get("identity"))
         for i, sf in enumerate(svc.get("secret_files") or []):
             _check_secret(sf, secrets, base + ("secret_files", ListKey(sf["name"])), err)
         for f in (svc.get("files") or []) if enabled else []:
             _check_refs(f["content"], base + ("files", ListKey(f["name"]), "content"),
-                        services, phase, err, route_owner)
+                        services, phase, err, route_owner, data.get("identity"))
+    if isinstance(data.get("identity"), dict):
+        idp.validate(data["identity"], services, phase, err,
+                     lambda ref, path: _check_secret(ref, secrets, path, err),
+                     lambda value, path: _check_refs(value, path, services, phase, err,
+                                                     route_owner, data.get("identity")),
+                     route_owner)
     for path in _cycles(services):
         err(("services", path[0], "depends_on"), "dependency cycle: " + " -> ".join(path),
             "break the cycle: one of these must not wait for the other")
@@ -618,7 +642,7 @@ def _route_owners(services: dict) -> dict[str, str]:
 
 
 def _check_refs(value: str, path: tuple, services: dict, phase: int, err,
-                routes: dict[str, str] | None = None) -> None:
+                routes: dict[str, str] | None = None, identity: dict | None = None) -> None:
     try:
         refs = templates.parse(value)
     except templates.TemplateError as exc:
@@ -632,6 +656,15 @@ def _check_refs(value: str, path: tuple, services: dict, phase: int, err,
                 err(path, f"unknown stack field in {ref.text}"
                     f"{did_you_mean(ref.target, templates.STACK_FIELDS)}",
                     f"use one of {', '.join(templates.STACK_FIELDS)}")
+            continue
+        if ref.kind == "identity":
+            if not isinstance(identity, dict):
+                err(path, f"{ref.text} but the model has no identity:", "declare the "
+                    "realm under identity: (base/identity.yaml)")
+            elif ref.target not in idp.FIELDS:
+                err(path, f"unknown identity field in {ref.text}"
+                    f"{did_you_mean(ref.target, idp.FIELDS)}",
+                    f"use one of {', '.join(idp.FIELDS)}")
             continue
         if ref.kind == "route":
             if ref.target not in routes:
@@ -738,6 +771,13 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
             replicas=s["replicas"], resources=s.get("resources") or {},
             description=s.get("description", ""), ca_bundle=s.get("ca_bundle"),
         )
+    identity = idp.build(data.get("identity"), SecretRef)
+    if identity is not None and identity.provider in services:
+        svc = services[identity.provider]
+        services[identity.provider] = dataclasses.replace(
+            svc, env=svc.env + tuple(identity.env()),
+            files=svc.files + (File(idp.FILE_NAME, identity.realm_file,
+                                    identity.realm_json()),))
     edge = st["edge"]
     return Stack(
         name=st["name"], domain=st["domain"], namespace=st["namespace"],
@@ -749,6 +789,7 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
                                _build(st["kind"]["node"].get("build"))),
         kind_edge=RuntimeImage("stack.kind.edge", st["kind"]["edge"]["image"],
                                _build(st["kind"]["edge"].get("build"))),
+        identity=identity,
     )
 
 

@@ -109,7 +109,45 @@ SERVICE = _obj({
     "resources": _obj({"requests": _resources, "limits": _resources}),
 }, ("phase", "image"))
 
+_secret_ref = _obj({"secret": _name, "key": {"type": "string"}}, ("secret", "key"))
+#: Keycloak client ids and usernames (what a realm import accepts, kept URL-safe)
+CLIENT_ID = r"^[A-Za-z0-9][-._A-Za-z0-9]{0,127}$"
+USERNAME = r"^[a-z0-9][-._@a-z0-9]{0,127}$"
+
+#: The identity contract (docs/identity.md): one realm definition that parity
+#: renders into the provider's realm import (Keycloak, or the offline substitute
+#: that reads the same file). Issuer, clients, audiences and redirect URIs are
+#: model values, so a mode that changes one is contract drift.
+IDENTITY = _obj({
+    "provider": _name,
+    "route": _name,
+    "realm": {"type": "string", "pattern": r"^[A-Za-z0-9][-_A-Za-z0-9]{0,63}$"},
+    "realm_file": {"type": "string", "pattern": "^/"},
+    "users": {"type": "object", "propertyNames": {"pattern": USERNAME},
+              "additionalProperties": _obj({
+                  "email": {"type": "string"},
+                  "first_name": {"type": "string"},
+                  "last_name": {"type": "string"},
+                  "enabled": {"type": "boolean"},
+                  "password": _secret_ref,
+              }, ("password",))},
+    "clients": {"type": "object", "propertyNames": {"pattern": CLIENT_ID},
+                "additionalProperties": _obj({
+                    "type": {"enum": ["public", "confidential", "bearer-only"]},
+                    "secret": _secret_ref,
+                    "redirect_uris": _str_list,
+                    "web_origins": _str_list,
+                    "post_logout_redirect_uris": _str_list,
+                    "pkce": {"enum": ["S256", "plain", None]},
+                    "audiences": _str_list,
+                    "service_accounts": {"type": "boolean"},
+                    "standard_flow": {"type": "boolean"},
+                    "enabled": {"type": "boolean"},
+                }, ("type",))},
+}, ("provider", "route", "realm"))
+
 STACK = _obj({
+    "identity": IDENTITY,
     "stack": _obj({
         "name": _name,
         "domain": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
@@ -158,6 +196,11 @@ SERVICE_DEFAULTS = {"workload": "stateless", "role": "service", "replicas": 1}
 PORT_DEFAULTS = {"protocol": "tcp"}
 ROUTE_DEFAULTS = {"path": "/"}
 STORAGE_DEFAULTS = {"size": "1Gi"}
+IDENTITY_DEFAULTS = {"users": {}, "clients": {}}
+IDENTITY_CLIENT_DEFAULTS = {"redirect_uris": [], "web_origins": [],
+                            "post_logout_redirect_uris": [], "audiences": [],
+                            "service_accounts": False, "enabled": True}
+IDENTITY_USER_DEFAULTS = {"enabled": True}
 READINESS_DEFAULTS = {"period_seconds": 5, "timeout_seconds": 3, "failure_threshold": 30,
                       "initial_delay_seconds": 0}
 
@@ -170,6 +213,8 @@ COLLECTIONS = (
     ("secrets", "*", "keys"),
     ("services", "*", "env"),
     ("services", "*", "build", "args"),
+    ("identity", "users"),
+    ("identity", "clients"),
 )
 
 

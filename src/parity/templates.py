@@ -6,6 +6,8 @@
     ${route:ROUTE}         the browser-facing URL of a route: https://HOST.DOMAIN[:PORT][PATH]
                            (PORT only when the edge's https port is not 443)
     ${stack:FIELD}         name, domain or namespace of the stack
+    ${identity:issuer}     the OIDC issuer: the browser URL of identity.route + /realms/REALM
+    ${identity:realm}      the realm name
     $${                    a literal "${"
 
 The *meaning* of a reference is the same in every mode (that is the contract);
@@ -18,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("service", "host", "port", "route", "stack")
+KINDS = ("service", "host", "port", "route", "stack", "identity")
 STACK_FIELDS = ("name", "domain", "namespace")
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
@@ -87,9 +89,10 @@ class Transport:
 
 
 def resolve(value: str, transport: Transport, ports: dict[str, dict[str, int]],
-            routes: dict[str, tuple[str, str]]) -> str:
-    """Substitute every reference; ``ports[service][port_name]`` and
-    ``routes[route] = (host, path)`` come from the model (already validated)."""
+            routes: dict[str, tuple[str, str]], identity: dict[str, str] | None = None) -> str:
+    """Substitute every reference; ``ports[service][port_name]``,
+    ``routes[route] = (host, path)`` and ``identity[field]`` (fields as reference
+    templates) come from the model (already validated)."""
 
     def sub(m: re.Match) -> str:
         if m.group(0) == "$${":
@@ -97,6 +100,8 @@ def resolve(value: str, transport: Transport, ports: dict[str, dict[str, int]],
         kind, _, arg = m.group(1).partition(":")
         if kind == "stack":
             return str(getattr(transport, arg))
+        if kind == "identity":
+            return resolve((identity or {})[arg], transport, ports, routes)
         if kind == "route":
             host, path = routes[arg]
             return transport.browser_url(host, path)

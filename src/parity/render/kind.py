@@ -84,7 +84,6 @@ import ipaddress
 import json
 import re
 
-from .. import templates
 from ..errors import InputError, InputErrors
 from ..model import SecretRef, Service, Stack
 from ..yamlio import dump_all
@@ -218,12 +217,7 @@ class _Renderer:
         self.stack = stack
         self.errors: list[InputError] = []
         self.wave = {name: i for i, wave in enumerate(stack.order()) for name in wave}
-        # Stack.resolve rebuilds these maps on every call; building them once keeps
-        # the render linear in the number of services (same semantics).
-        ports = {s.name: {p.name: p.port for p in s.ports} for s in stack.services.values()}
-        routes = {r.name: (r.host, r.path) for r in stack.routes().values()}
-        transport = stack.transport
-        self.resolve = lambda value: templates.resolve(value, transport, ports, routes)
+        self.resolve = stack.resolve  # reference maps built once per stack
 
     # ---------------------------------------------------------------- errors
 
