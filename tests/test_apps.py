@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import glob
 import hashlib
+import hmac
 import http.client
 import http.server
 import importlib.util
@@ -430,14 +431,24 @@ class Issuer:
             {"kty": "RSA", "use": "sig", "kid": "test-key", "alg": "RS256",
              "n": b64int(nums.n), "e": b64int(nums.e)}]}
         self.requests: list = []
+        # the browser side (realm "parity", public client parity-web): see browser_endpoint
+        self.browser = {"aud": ["parity-api", "account"], "auth_error": None, "web_origins": set()}
+        self.codes: dict = {}
+        self.logouts: list = []
         issuer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
 
+            def do_POST(self):  # noqa: N802
+                issuer.requests.append("POST " + self.path.split("?")[0])
+                issuer.browser_endpoint(self)
+
             def do_GET(self):  # noqa: N802
                 issuer.requests.append(self.path)
+                if issuer.browser_endpoint(self):
+                    return
                 m = re.fullmatch(r"/realms/(\w+)/(.+)", self.path)
                 realm, rest = (m.group(1), m.group(2)) if m else (None, None)
                 if rest == ".well-known/openid-configuration":
@@ -467,6 +478,89 @@ class Issuer:
 
     def url(self, realm: str = "parity") -> str:
         return f"https://127.0.0.1:{self.port}/realms/{realm}"
+
+    # -- what a browser uses: Keycloak's login form, token endpoint (CORS) and logout --
+    LOGIN_FORM = """<!doctype html><title>Sign in</title><link rel="icon" href="data:,">
+<form id="kc-form-login" method="post" action="/realms/parity/login-actions/authenticate?flow={flow}">
+<input id="username" name="username"><input id="password" name="password" type="password">
+<input id="kc-login" type="submit" value="Sign In"></form>"""
+
+    def browser_endpoint(self, h) -> bool:
+        """Serves the browser endpoints of realm parity on handler ``h``; False for other paths."""
+        import urllib.parse as up
+
+        u = up.urlsplit(h.path)
+        q = dict(up.parse_qsl(u.query))
+        oidc = "/realms/parity/protocol/openid-connect"
+
+        def reply(status, body=b"", ctype="application/json", headers=None):
+            raw = json.dumps(body).encode() if ctype == "application/json" else body
+            h.send_response(status)
+            for k, v in {"Content-Type": ctype, "Content-Length": str(len(raw)), **(headers or {})}.items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(raw)
+
+        def redirect(url, **params):
+            reply(302, b"", "text/plain", {"Location": url + ("?" + up.urlencode(params) if params else "")})
+
+        if h.command == "GET" and u.path == oidc + "/auth":
+            # Keycloak's checks for a public client with PKCE S256 required
+            bad = [k for k, want in (("client_id", "parity-web"), ("response_type", "code"),
+                                     ("code_challenge_method", "S256")) if q.get(k) != want]
+            bad += [k for k in ("redirect_uri", "state", "nonce", "code_challenge") if not q.get(k)]
+            if bad or "openid" not in q.get("scope", "").split():
+                reply(400, f"invalid authorization request: {bad or 'scope'}".encode(), "text/plain")
+                return True
+            flow = secrets.token_urlsafe(8)
+            self.codes[flow] = q
+            reply(200, self.LOGIN_FORM.format(flow=flow).encode(), "text/html")
+            return True
+        if h.command == "POST" and u.path == "/realms/parity/login-actions/authenticate":
+            form = dict(up.parse_qsl(h.rfile.read(int(h.headers["Content-Length"])).decode()))
+            req = self.codes.pop(q.get("flow"), None)
+            if req is None or (form.get("username"), form.get("password")) != ("dev", "dev-password"):
+                reply(200, b"Invalid username or password.", "text/html")
+                return True
+            if self.browser["auth_error"]:
+                redirect(req["redirect_uri"], error=self.browser["auth_error"],
+                         error_description="the user refused", state=req["state"])
+                return True
+            code = secrets.token_urlsafe(16)
+            self.codes[code] = req
+            redirect(req["redirect_uri"], code=code, state=req["state"], session_state="s", iss=self.url())
+            return True
+        if u.path == oidc + "/token" and h.command == "POST":
+            origin = h.headers.get("Origin")
+            cors = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                    "Vary": "Origin"} if origin in self.browser["web_origins"] else {}
+            form = dict(up.parse_qsl(h.rfile.read(int(h.headers["Content-Length"])).decode()))
+            req = self.codes.pop(form.get("code"), None)
+            verifier = form.get("code_verifier", "")
+            if req is None or form.get("redirect_uri") != req["redirect_uri"] \
+                    or form.get("client_id") != req["client_id"]:
+                reply(400, {"error": "invalid_grant", "error_description": "Code not valid"}, headers=cors)
+            elif not re.fullmatch(r"[A-Za-z0-9._~-]{43,128}", verifier) or \
+                    _b64url(hashlib.sha256(verifier.encode()).digest()) != req["code_challenge"]:
+                reply(400, {"error": "invalid_grant", "error_description": "PKCE verification failed"},
+                      headers=cors)
+            else:
+                who = {"sub": "user-dev", "preferred_username": "dev", "azp": "parity-web"}
+                reply(200, {"access_token": self.token(aud=self.browser["aud"], **who),
+                            "id_token": self.token(aud="parity-web", nonce=req["nonce"], **who),
+                            "token_type": "Bearer", "expires_in": 300}, headers=cors)
+            return True
+        if h.command == "GET" and u.path == oidc + "/logout":
+            self.logouts.append(q)
+            if q.get("post_logout_redirect_uri"):
+                redirect(q["post_logout_redirect_uri"])
+            else:
+                reply(200, {})
+            return True
+        if h.command == "POST":
+            reply(404, {"error": "not found"})
+            return True
+        return False
 
     def token(self, key=None, kid: str = "test-key", **overrides) -> str:
         now = int(time.time())
@@ -872,6 +966,219 @@ def test_api_starts_before_postgres_and_waits_for_it(issuer, nats, temporal, red
 
 
 # --------------------------------------------------------------------------
+# api: the browser's way in (CORS, the session cookie, /me)
+# --------------------------------------------------------------------------
+
+WEB_ORIGIN = "https://app.parity.localhost"  # the origin of PUBLIC_WEB_URL in api_env
+
+
+def parse_set_cookie(header: str) -> tuple:
+    """(name, value, {attribute lower-cased: value, or True for a flag})."""
+    first, *rest = [part.strip() for part in header.split(";")]
+    name, _, value = first.partition("=")
+    attrs = {}
+    for part in rest:
+        key, sep, val = part.partition("=")
+        attrs[key.strip().lower()] = val.strip() if sep else True
+    return name, value, attrs
+
+
+def session_cookie(key: str, session: dict) -> str:
+    """A session cookie value as the API documents it, made independently of its code."""
+    payload = _b64url(json.dumps(session).encode())
+    return payload + "." + _b64url(hmac.new(key.encode(), payload.encode(), hashlib.sha256).digest())
+
+
+def cors_headers(hdrs) -> dict:
+    return {k: v for k, v in hdrs.items() if k.lower().startswith("access-control-")}
+
+
+def wait_output(proc, needle: str, timeout: float = 5.0) -> str:
+    end = time.monotonic() + timeout
+    while needle not in (out := proc.output()) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert needle in out, out
+    return out
+
+
+def start_api_without_db(issuer, name: str, **extra) -> tuple:
+    """An API process whose Postgres is a closed port: enough for CORS and /session."""
+    env = api_env({"host": "127.0.0.1", "port": free_port(), "name": "platform", "user": "platform",
+                   "password": "x" * 12}, free_port(), "y" * 12, "", "", issuer, **extra)
+    for key in ("NATS_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
+        env.pop(key)
+    port = free_port()
+    proc = run_app("api", ["--host", "127.0.0.1", "--port", str(port)], base_env(**env), name=name)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, timeout=10)
+    return proc, f"http://127.0.0.1:{port}", env
+
+
+def test_api_cors_allows_the_web_origin_and_answers_preflights(api):
+    status, _, hdrs = http_get(api["url"] + "/healthz", {"Origin": WEB_ORIGIN})
+    assert status == 200
+    assert cors_headers(hdrs) == {"Access-Control-Allow-Origin": WEB_ORIGIN,
+                                  "Access-Control-Allow-Credentials": "true"}
+    assert hdrs["Vary"] == "Origin"
+    for path in ("/session", "/me", "/events/42"):
+        status, body, hdrs = http_get(api["url"] + path, {
+            "Origin": WEB_ORIGIN, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization"}, method="OPTIONS")
+        assert (status, body) == (204, ""), path
+        assert "Content-Length" not in hdrs and "Content-Type" not in hdrs
+        assert cors_headers(hdrs) == {
+            "Access-Control-Allow-Origin": WEB_ORIGIN, "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600"}, path
+        assert hdrs["Vary"] == "Origin"
+    assert http_get(api["url"] + "/nope", {"Origin": WEB_ORIGIN}, method="OPTIONS")[0] == 404
+    # an error answer carries the CORS headers too, so the page can read why
+    status, body, hdrs = http_get(api["url"] + "/me", {"Origin": WEB_ORIGIN})
+    assert (status, body) == (401, {"error": "not signed in"})
+    assert hdrs["Access-Control-Allow-Origin"] == WEB_ORIGIN
+
+
+def test_api_cors_refuses_other_origins_with_one_warning(api):
+    evil = f"https://evil-{secrets.token_hex(4)}.example"
+    for origin in (evil, "https://app.parity.localhost.evil.example", "http://app.parity.localhost", "null"):
+        status, _, hdrs = http_get(api["url"] + "/healthz", {"Origin": origin})
+        assert status == 200 and cors_headers(hdrs) == {}, origin
+        status, _, hdrs = http_get(api["url"] + "/session", {"Origin": origin,
+                                   "Access-Control-Request-Method": "POST"}, method="OPTIONS")
+        assert status == 403 and cors_headers(hdrs) == {}, origin
+    for _ in range(3):
+        http_get(api["url"] + "/me", {"Origin": evil})
+    wait_output(api["proc"], "GET /me 401")
+    lines = [ln for ln in api["proc"].output().splitlines() if "refused origin" in ln and evil in ln]
+    assert len(lines) == 1, lines  # rate-limited: one line per origin
+    assert "WARNING" in lines[0] and WEB_ORIGIN in lines[0], lines[0]
+
+
+def test_api_session_sets_a_signed_cookie_and_me_reads_it(api, issuer, postgres):
+    token = issuer.token(preferred_username="dev", sub="user-dev", azp="parity-web")
+    status, body, hdrs = http_get(api["url"] + "/session", {"Authorization": f"Bearer {token}",
+                                                            "Origin": WEB_ORIGIN}, method="POST")
+    assert (status, body) == (200, {"user": "dev", "sub": "user-dev"})
+    assert hdrs["Access-Control-Allow-Origin"] == WEB_ORIGIN
+    (set_cookie,) = hdrs.get_all("Set-Cookie")
+    name, value, attrs = parse_set_cookie(set_cookie)
+    assert name == "parity_session"
+    assert set(attrs) == {"path", "httponly", "samesite", "max-age", "secure"}  # host-only: no Domain
+    assert attrs["path"] == "/" and attrs["httponly"] is True and attrs["secure"] is True
+    assert attrs["samesite"] == "Lax"
+    assert 280 <= int(attrs["max-age"]) <= 300  # the token's remaining life (exp = now + 300)
+    payload = json.loads(base64.urlsafe_b64decode(value.split(".")[0] + "=="))
+    assert set(payload) == {"sub", "user", "exp"} and payload["user"] == "dev"
+    assert payload["exp"] - time.time() <= 300
+
+    cookie = {"Cookie": f"other=1; parity_session={value}"}
+    status, me, _ = http_get(api["url"] + "/me", cookie)
+    assert status == 200, me
+    events = int(postgres["sql"]("SELECT count(*) FROM outbox", db="platform"))
+    assert me == {"user": "dev", "sub": "user-dev", "seed_rows": 1, "events": events,
+                  "issuer": issuer.url()}
+    # a bearer token works too; nothing at all does not
+    status, me, _ = http_get(api["url"] + "/me", {"Authorization": f"Bearer {token}"})
+    assert status == 200 and me["user"] == "dev"
+    assert http_get(api["url"] + "/me")[:2] == (401, {"error": "not signed in"})
+
+    status, body, hdrs = http_get(api["url"] + "/session", {**cookie, "Origin": WEB_ORIGIN}, method="DELETE")
+    assert (status, body) == (204, "") and hdrs["Access-Control-Allow-Origin"] == WEB_ORIGIN
+    name, cleared, attrs = parse_set_cookie(hdrs["Set-Cookie"])
+    assert (name, cleared) == ("parity_session", "")
+    assert attrs == {"path": "/", "httponly": True, "samesite": "Lax", "max-age": "0", "secure": True}
+
+    log = wait_output(api["proc"], "DELETE /session 204")  # logged after the answer
+    assert "POST /session 200" in log and "GET /me 200" in log
+    for secret in (token, value, value.split(".")[1], api["contract"]["SESSION_SIGNING_KEY"]):
+        assert secret not in log
+
+
+def test_api_session_refuses_a_bad_token_like_whoami(api, issuer):
+    for token, reason in ((issuer.token(aud="someone-else"), "wrong audience (expected 'parity-api')"),
+                          (issuer.token(key=issuer.other_key), "bad signature"),
+                          (issuer.token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
+                           "token expired"),
+                          (None, "missing bearer token")):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, body, hdrs = http_get(api["url"] + "/session", headers, method="POST")
+        assert (status, body) == (401, {"error": reason})
+        assert hdrs.get_all("Set-Cookie") is None
+        if token:
+            assert http_get(api["url"] + "/whoami", headers)[1] == {"error": reason}
+
+
+def test_api_me_refuses_a_tampered_or_expired_cookie(api):
+    key = api["contract"]["SESSION_SIGNING_KEY"]
+    now = int(time.time())
+    good = session_cookie(key, {"sub": "user-dev", "user": "dev", "exp": now + 600})
+    status, me, _ = http_get(api["url"] + "/me", {"Cookie": f"parity_session={good}"})
+    assert status == 200 and me["user"] == "dev", me  # the documented format, made by the test
+    payload, mac = good.split(".")
+    forged = _b64url(json.dumps({"sub": "admin", "user": "admin", "exp": now + 600}).encode())
+    for bad in (session_cookie(key, {"sub": "user-dev", "user": "dev", "exp": now - 1}),  # expired
+                session_cookie("another-key-" + "k" * 40, {"sub": "user-dev", "user": "dev", "exp": now + 600}),
+                f"{forged}.{mac}",                                   # payload swapped, old signature
+                f"{payload}.{mac[:-2]}{'AA' if mac[-2:] != 'AA' else 'BB'}",  # signature changed
+                payload, "", "garbage.garbage", "a.b.c"):
+        status, body, _ = http_get(api["url"] + "/me", {"Cookie": f"parity_session={bad}"})
+        assert (status, body) == (401, {"error": "not signed in"}), bad
+
+
+@pytest.mark.parametrize("extra, want", [
+    ({"SESSION_COOKIE_DOMAIN": "parity.localhost", "SESSION_COOKIE_SAMESITE": "Strict",
+      "SESSION_COOKIE_NAME": "psid", "CORS_ALLOWED_ORIGINS": "https://a.example, https://b.example:8443/"},
+     {"name": "psid", "attrs": {"path": "/", "httponly": True, "samesite": "Strict", "secure": True,
+                                "domain": "parity.localhost"},
+      "allowed": ["https://a.example", "https://b.example:8443"],
+      "refused": [WEB_ORIGIN, "https://b.example"]}),
+    ({"SESSION_COOKIE_SECURE": "false", "SESSION_COOKIE_SAMESITE": "none"},
+     {"name": "parity_session", "attrs": {"path": "/", "httponly": True, "samesite": "None"},
+      "allowed": [WEB_ORIGIN], "refused": ["https://a.example"]}),
+], ids=["domain-strict-origins", "not-secure"])
+def test_api_cookie_and_cors_follow_the_env(issuer, extra, want):
+    proc, url, _ = start_api_without_db(issuer, "api-cookie", **extra)
+    try:
+        status, body, hdrs = http_get(url + "/session", {"Authorization": f"Bearer {issuer.token()}"},
+                                      method="POST")
+        assert status == 200 and body["sub"] == "service-account-parity-dev", body
+        name, _, attrs = parse_set_cookie(hdrs["Set-Cookie"])
+        assert name == want["name"]
+        assert 0 < int(attrs.pop("max-age")) <= 300
+        assert attrs == want["attrs"]
+        _, _, hdrs = http_get(url + "/session", method="DELETE")
+        assert parse_set_cookie(hdrs["Set-Cookie"])[2] == {**want["attrs"], "max-age": "0"}
+        for origin in want["allowed"]:
+            status, _, hdrs = http_get(url + "/session", {"Origin": origin}, method="OPTIONS")
+            assert status == 204 and hdrs["Access-Control-Allow-Origin"] == origin, origin
+        for origin in want["refused"]:
+            status, _, hdrs = http_get(url + "/session", {"Origin": origin}, method="OPTIONS")
+            assert status == 403 and cors_headers(hdrs) == {}, origin
+        if extra.get("SESSION_COOKIE_SECURE") == "false":
+            assert "SESSION_COOKIE_SAMESITE=None without SESSION_COOKIE_SECURE=true" in proc.output()
+    finally:
+        proc.cleanup()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"SESSION_COOKIE_SAMESITE": "Sideways"}, "SESSION_COOKIE_SAMESITE must be Lax, Strict or None"),
+    ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE must be true or false"),
+    ({"CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS: '*' cannot be used with credentials"),
+    ({"CORS_ALLOWED_ORIGINS": "https://app.example/login"}, "is not an origin"),
+    ({"SESSION_COOKIE_NAME": "bad name"}, "SESSION_COOKIE_NAME 'bad name' is not a cookie name"),
+])
+def test_api_refuses_to_start_with_unusable_browser_settings(issuer, extra, message):
+    env = api_env({"host": "127.0.0.1", "port": free_port(), "name": "p", "user": "p", "password": "p" * 8},
+                  free_port(), "y" * 12, "", "", issuer, **extra)
+    proc = run_app("api", ["--host", "127.0.0.1", "--port", str(free_port())], base_env(**env), name="api-bad")
+    try:
+        assert proc.wait(15) == 2, proc.output()
+        assert message in proc.output(), proc.output()
+    finally:
+        proc.cleanup()
+
+
+# --------------------------------------------------------------------------
 # worker
 # --------------------------------------------------------------------------
 
@@ -1133,31 +1440,196 @@ def test_bootstrap_artifacts_job_fails_clearly(registry):
 # web (standard library only: runs under this interpreter)
 # --------------------------------------------------------------------------
 
-def test_web_serves_page_runtime_config_and_health():
+WEB_ENV = {"API_URL": "https://api.parity.localhost",
+           "OIDC_ISSUER_URL": "https://auth.parity.localhost/realms/parity", "OIDC_CLIENT_ID": "parity-web"}
+
+
+def test_web_serves_page_script_runtime_config_and_health():
     port = free_port()
-    env = base_env(API_URL="https://api.parity.localhost",
-                   OIDC_ISSUER_URL="https://auth.parity.localhost/realms/parity", OIDC_CLIENT_ID="parity-web")
-    proc = run_app("web", ["--host", "127.0.0.1", "--port", str(port)], env, python=sys.executable)
+    proc = run_app("web", ["--host", "127.0.0.1", "--port", str(port)], base_env(**WEB_ENV), python=sys.executable)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", proc=proc)
         status, page, hdrs = http_get(base + "/", {"Host": "app.parity.localhost"})
         assert status == 200 and hdrs["Content-Type"].startswith("text/html")
-        assert "parity web" in page and "https://api.parity.localhost" in page
-        login = re.search(r'id="login" href="([^"]+)"', page).group(1).replace("&amp;", "&")
-        assert login.startswith("https://auth.parity.localhost/realms/parity/protocol/openid-connect/auth?")
-        assert "client_id=parity-web" in login and "response_type=code" in login
-        assert "redirect_uri=https%3A%2F%2Fapp.parity.localhost%2F" in login
+        assert "parity web" in page
+        for id_, value in (("api-url", "https://api.parity.localhost"),
+                           ("oidc-issuer", "https://auth.parity.localhost/realms/parity"),
+                           ("oidc-client-id", "parity-web")):
+            assert f'<dd id="{id_}">{value}</dd>' in page
+        for id_ in ("login", "logout", "user", "api-data", "status"):
+            assert f'id="{id_}"' in page, id_
+        # the script is external (CSP script-src 'self'): no inline script, no inline handler
+        assert '<script src="/app.js" defer></script>' in page
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page) and not re.search(r"\son[a-z]+=", page)
+        csp = dict(d.strip().split(" ", 1) for d in hdrs["Content-Security-Policy"].split(";"))
+        assert csp["default-src"] == "'self'" and csp["script-src"] == "'self'"
+        assert csp["connect-src"] == "'self' https://api.parity.localhost https://auth.parity.localhost"
+        assert csp["frame-ancestors"] == "'none'" and "'unsafe-inline'" not in hdrs["Content-Security-Policy"]
+        assert hdrs["Referrer-Policy"] == "no-referrer" and hdrs["X-Content-Type-Options"] == "nosniff"
+        status, script, hdrs = http_get(base + "/app.js")
+        assert status == 200 and hdrs["Content-Type"] == "application/javascript; charset=utf-8"
+        assert hdrs["X-Content-Type-Options"] == "nosniff"
+        for needle in ("code_challenge_method", "S256", "crypto.subtle", "/protocol/openid-connect/token",
+                       'credentials: "include"', "data-state", "history.replaceState", "console.error"):
+            assert needle in script, needle
+        assert "localStorage" not in script and "document.cookie" not in script
+        status, css, hdrs = http_get(base + "/app.css")
+        assert status == 200 and hdrs["Content-Type"].startswith("text/css") and "body" in css
         assert http_get(base + "/config.json")[:2] == (200, {
             "apiUrl": "https://api.parity.localhost",
             "oidcIssuer": "https://auth.parity.localhost/realms/parity", "oidcClientId": "parity-web"})
         assert set(http_get(base + "/contract")[1]["env"]) == {"API_URL", "OIDC_ISSUER_URL", "OIDC_CLIENT_ID"}
+        assert http_get(base + "/", method="OPTIONS")[0] == 405  # no CORS on the web app
+        assert http_get(base + "/", method="DELETE")[0] == 405
         # a hostile Host header is escaped, never injected into the page
         _, page, _ = http_get(base + "/", {"Host": '"><script>x</script>'})
         assert "<script>x</script>" not in page
         assert proc.stop() == 0
     finally:
         proc.cleanup()
+
+
+def test_web_script_is_valid_javascript():
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        pytest.skip("node not installed (apt-get install nodejs): cannot syntax-check app.js")
+    r = subprocess.run([node, "--check", str(APPS / "web" / "static" / "app.js")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------
+# web + api + issuer in a real browser (Chromium driven by Playwright)
+# --------------------------------------------------------------------------
+
+def _chromium() -> str:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright not installed (pip install playwright)")
+    for exe in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(exe):
+            return shutil.which(exe)
+    pytest.skip("no Chromium: apt-get install chromium")
+
+
+@pytest.fixture(scope="module")
+def browser_stack(postgres, issuer):
+    """web on http://app.parity.localhost:<p>, the API on http://api.parity.localhost:<p>
+    (Chromium maps *.parity.localhost to 127.0.0.1: same site, different origins, as in
+    the stack), the HTTPS issuer on 127.0.0.1 with its login form."""
+    chromium = _chromium()
+    web_port, api_port = free_port(), free_port()
+    web_url, api_url = f"http://app.parity.localhost:{web_port}", f"http://api.parity.localhost:{api_port}"
+    env = api_env(postgres, free_port(), "y" * 12, "", "", issuer, PUBLIC_WEB_URL=web_url,
+                  PUBLIC_API_URL=api_url)
+    for key in ("NATS_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
+        env.pop(key)
+    api_proc = run_app("api", ["--host", "127.0.0.1", "--port", str(api_port)], base_env(**env), name="api-browser")
+    web_proc = run_app("web", ["--host", "127.0.0.1", "--port", str(web_port)],
+                       base_env(API_URL=api_url, OIDC_ISSUER_URL=issuer.url(), OIDC_CLIENT_ID="parity-web"),
+                       python=sys.executable)
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        wait_http(f"http://127.0.0.1:{api_port}/healthz", proc=api_proc)
+        wait_http(f"http://127.0.0.1:{web_port}/healthz", proc=web_proc)
+        browser = pw.chromium.launch(executable_path=chromium,
+                                     args=["--host-resolver-rules=MAP *.parity.localhost 127.0.0.1"])
+        issuer.browser["web_origins"] = {web_url, f"http://other.parity.localhost:{web_port}"}
+        yield {"browser": browser, "web": web_url, "api": api_url, "web_port": web_port, "api_proc": api_proc}
+        browser.close()
+    finally:
+        pw.stop()
+        issuer.browser.update(aud=["parity-api", "account"], auth_error=None, web_origins=set())
+        web_proc.cleanup()
+        api_proc.cleanup()
+
+
+def _open(stack, url: str):
+    """A fresh browser context (the issuer's certificate is the test CA's) and its page,
+    with the console errors it collects."""
+    context = stack["browser"].new_context(ignore_https_errors=True)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(url)
+    return context, page, errors
+
+
+def _log_in(page, want: str = "signed-in"):
+    page.wait_for_selector('body[data-state="signed-out"]')
+    page.click("#login")
+    page.wait_for_selector("#kc-form-login")
+    page.fill("#username", "dev")
+    page.fill("#password", "dev-password")
+    page.click("#kc-login")
+    # (wait_for_function would eval a string: the page's CSP forbids that, rightly)
+    page.wait_for_selector('body[data-state="signed-in"], body[data-state="error"]', timeout=15000)
+    status = page.inner_text("#status")
+    assert page.get_attribute("body", "data-state") == want, status
+    return status
+
+
+def test_browser_login_api_session_reload_and_logout(browser_stack, issuer):
+    context, page, errors = _open(browser_stack, browser_stack["web"] + "/")
+    try:
+        assert page.inner_text("#status") == "signed out" and page.is_hidden("#logout")
+        assert _log_in(page) == "signed in"
+        assert page.url == browser_stack["web"] + "/"  # code and state stripped
+        assert page.inner_text("#user") == "dev"
+        me = json.loads(page.inner_text("#api-data"))
+        assert me["user"] == "dev" and me["sub"] == "user-dev" and me["seed_rows"] == 1
+        assert me["issuer"] == issuer.url() and isinstance(me["events"], int)
+        assert page.is_visible("#logout") and page.is_hidden("#login")
+        (cookie,) = [c for c in context.cookies() if c["name"] == "parity_session"]
+        assert cookie["domain"] == "api.parity.localhost" and cookie["httpOnly"] and cookie["secure"]
+        assert cookie["sameSite"] == "Lax"
+        stored = page.evaluate("() => [JSON.stringify(localStorage), Object.keys(sessionStorage)]")
+        assert stored == ["{}", ["parity.id_token"]]  # the PKCE state is gone, no token in localStorage
+        assert page.evaluate("() => document.cookie") == ""
+        # a reload resumes from the API's cookie
+        page.reload()
+        page.wait_for_selector('body[data-state="signed-in"]')
+        assert json.loads(page.inner_text("#api-data"))["user"] == "dev"
+        # log out: the API clears its cookie, the issuer ends the session and sends the browser back
+        page.click("#logout")
+        page.wait_for_url(browser_stack["web"] + "/")
+        page.wait_for_selector('body[data-state="signed-out"]')
+        assert page.inner_text("#status") == "signed out" and page.inner_text("#user") == ""
+        assert not [c for c in context.cookies() if c["name"] == "parity_session"]
+        last = issuer.logouts[-1]
+        assert last["client_id"] == "parity-web" and last["id_token_hint"].count(".") == 2
+        assert last["post_logout_redirect_uri"] == browser_stack["web"] + "/"
+        assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("case", ["wrong-audience", "api-cors", "idp-error"])
+def test_browser_login_failures_are_named(browser_stack, issuer, case):
+    web = browser_stack["web"]
+    if case == "api-cors":  # the issuer accepts this origin, the API does not
+        web = f"http://other.parity.localhost:{browser_stack['web_port']}"
+    want = {
+        "wrong-audience": "API refused the token: 401 wrong audience (expected 'parity-api')",
+        "api-cors": f"API call blocked by the browser (CORS?) for {browser_stack['api']}/session",
+        "idp-error": "identity provider returned error=access_denied: the user refused",
+    }[case]
+    issuer.browser.update(aud=["account"] if case == "wrong-audience" else ["parity-api", "account"],
+                          auth_error="access_denied" if case == "idp-error" else None)
+    context, page, errors = _open(browser_stack, web + "/")
+    try:
+        assert _log_in(page, want="error") == want
+        assert want in errors
+        assert page.url == web + "/" and page.is_visible("#login")
+    finally:
+        context.close()
+        issuer.browser.update(aud=["parity-api", "account"], auth_error=None)
+    if case == "api-cors":
+        assert f"refused origin '{web}'" in browser_stack["api_proc"].output()
 
 
 @pytest.mark.parametrize("app, missing", [

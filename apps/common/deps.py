@@ -18,6 +18,8 @@ What is here:
     request/reply, and `ensure_stream` / `check_stream` over the JetStream API
     (the outbox stream `OUTBOX_STREAM` the notification worker seeds)
   * `JsonHandler` / `serve`: a ThreadingHTTPServer with one log line per request
+    (GET, POST, DELETE and OPTIONS dispatch, a per-request hook for headers such
+    as CORS, request cookies)
 """
 
 from __future__ import annotations
@@ -642,8 +644,16 @@ def run_checks(checks: dict, budget: float = CHECK_TIMEOUT + 0.5) -> tuple:
 # --------------------------------------------------------------------------
 
 class JsonHandler(BaseHTTPRequestHandler):
-    """Routes GET/POST to ``self.routes`` = {(method, path): method_name}; logs
-    one line per request (method, path without query, status, ms), nothing else."""
+    """Routes GET/POST/DELETE/OPTIONS to ``self.routes`` = {(method, path): method_name};
+    logs one line per request (method, path without query, status, ms), nothing else.
+
+    Hooks for subclasses:
+      * ``route_prefix(method, path)``: a method name for paths with parameters
+      * ``before_route(method, path)``: runs after the body is read, before routing;
+        may add to ``self.extra_headers`` (sent with every response of this request,
+        e.g. CORS headers) and returns True when it has answered the request itself
+        (e.g. a CORS preflight)
+    ``self.cookies()`` parses the request's Cookie header(s)."""
 
     server_version = "parity"
     sys_version = ""
@@ -659,6 +669,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         self._t0 = time.monotonic()
         self._status = 0
+        self.extra_headers = {}
         path = urllib.parse.urlsplit(self.path).path
         try:
             # Read the whole body first, whatever the route: an unread body would
@@ -672,12 +683,13 @@ class JsonHandler(BaseHTTPRequestHandler):
                 self.send_json(413 if length > 0 else 400, {"error": "bad or too large request body"})
                 return
             self.body = self.rfile.read(length) if length else b""
+            if self.before_route(method, path):
+                return
             name = self.routes.get((method, path))
             if name is None:
                 name = self.route_prefix(method, path)
             if name is None:
-                known = {p for (_, p) in self.routes}
-                if path in known:
+                if self.known_path(path):
                     self.send_json(405, {"error": f"method {method} not allowed"})
                 else:
                     self.send_json(404, {"error": "not found"})
@@ -694,23 +706,62 @@ class JsonHandler(BaseHTTPRequestHandler):
     def route_prefix(self, method: str, path: str):
         return None
 
+    def before_route(self, method: str, path: str) -> bool:
+        return False
+
+    def known_path(self, path: str) -> bool:
+        """Whether any method is routed for ``path`` (405 rather than 404)."""
+        if path in {p for (_, p) in self.routes}:
+            return True
+        methods = {m for (m, _) in self.routes} | {"GET", "POST", "DELETE"}
+        return any(self.route_prefix(m, path) is not None for m in methods)
+
     def do_GET(self):  # noqa: N802
         self._dispatch("GET")
 
     def do_POST(self):  # noqa: N802
         self._dispatch("POST")
 
+    def do_DELETE(self):  # noqa: N802
+        self._dispatch("DELETE")
+
+    def do_OPTIONS(self):  # noqa: N802
+        self._dispatch("OPTIONS")
+
+    def cookies(self) -> dict:
+        """{name: value} from the request's Cookie header(s); the first of a repeated
+        name wins (browsers send the most specific path first). Lenient: a malformed
+        pair is skipped, never an error."""
+        jar: dict = {}
+        for header in self.headers.get_all("Cookie") or []:
+            for pair in header.split(";"):
+                name, sep, value = pair.strip().partition("=")
+                name, value = name.strip(), value.strip()
+                if not sep or not name:
+                    continue
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                jar.setdefault(name, value)
+        return jar
+
     def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self._status = status
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        no_body = status in (204, 304)
+        if not no_body:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
+        for k, v in {**getattr(self, "extra_headers", {}), **(headers or {})}.items():
+            for one in (v if isinstance(v, (list, tuple)) else [v]):
+                self.send_header(k, one)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and not no_body:
             self.wfile.write(body)
+
+    def send_empty(self, status: int = 204, headers: dict | None = None) -> None:
+        """A response without a body (204: no Content-Type, no Content-Length)."""
+        self.send_body(status, b"", "", headers)
 
     def send_json(self, status: int, obj, headers: dict | None = None) -> None:
         body = (json.dumps(obj, indent=None, sort_keys=True) + "\n").encode()
