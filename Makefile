@@ -14,7 +14,7 @@ RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
 .PHONY: help venv engine test validate render lint diff config images doctor \
-	up status check down reset compose-up compose-status compose-validate compose-down \
+	up status check browser-deps down reset compose-up compose-status compose-validate compose-down \
 	compose-reset compose-doctor kind-parity-up kind-parity-status kind-parity-validate \
 	kind-parity-down kind-parity-reset kind-parity-doctor kind-parity-images
 
@@ -32,7 +32,7 @@ venv: $(VENV)/.installed  ## create .venv and install parity with its test tools
 engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs them on Debian 12)
 	@docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || bash .ci/install-docker.sh
 
-test: venv engine  ## the test suite (unit, golden, validators, control plane, both lanes end to end)
+test: venv engine browser-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
 	$(BIN)/pytest -q
 	$(NOX) -s validate
 	$(NOX) -s k8s
@@ -67,8 +67,11 @@ doctor: venv  ## every prerequisite of the lane at once; changes nothing (exit 3
 status: venv  ## one row per service with state, health, reason, endpoint
 	$(RUN)$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
 
-check: venv  ## the live checks (readiness, smoke through the edge, contract)
-	$(RUN)$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+check: venv $(if $(BROWSER),browser-deps)  ## the live checks (readiness, smoke through the edge, identity, contract); BROWSER=1 adds a real browser login
+	$(RUN)$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE)) $(if $(BROWSER),--browser)
+
+browser-deps:  ## Chromium and certutil from Debian for BROWSER=1 (installs them on Debian 12 when missing)
+	@command -v chromium >/dev/null 2>&1 && command -v certutil >/dev/null 2>&1 || bash .ci/install-browser.sh
 
 down: venv  ## remove everything parity created, and nothing else
 	$(RUN)$(INV) down --mode $(MODE) --phase $(PHASE)

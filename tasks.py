@@ -188,13 +188,14 @@ def status(c, mode="compose", phase=1, profile=None, set=None, json=False):
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "json": "print JSON instead of a table"})
+      help={**LANE_HELP, "json": "print JSON instead of a table",
+            "browser": "also log in through the edge in headless Chromium (checks/browser.py)"})
 @engine
-def validate(c, mode="compose", phase=1, profile=None, set=None, json=False):
-    """Run the live checks (readiness, smoke through the edge, contract)."""
+def validate(c, mode="compose", phase=1, profile=None, set=None, json=False, browser=False):
+    """Run the live checks (readiness, smoke through the edge, identity, contract)."""
     from parity import cli
 
-    _finish(*cli.validate(ROOT, _sel(mode, phase, profile, set), json))
+    _finish(*cli.validate(ROOT, _sel(mode, phase, profile, set), json, browser))
 
 
 DRY_RUN_HELP = "name what would be removed, remove nothing"

@@ -69,23 +69,6 @@ def check_api_uses_the_same_issuer(t) -> str:
     return "API issuer equals the browser's"
 
 
-def check_dev_token_accepted_by_api(t) -> str:
-    issuer = _issuer(t)
-    disco = t.http.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
-    client_id = t.secret("oidc-dev-client", "client-id")
-    token = t.http.post(disco["token_endpoint"], timeout=15, data={
-        "grant_type": "client_credentials", "client_id": client_id,
-        "client_secret": t.secret("oidc-dev-client", "client-secret")})
-    assert token.status_code == 200, f"token endpoint -> {token.status_code}: {token.text[:200]}"
-    access = token.json()["access_token"]
-    r = t.http.get(t.url("api", "/whoami"), timeout=15,
-                   headers={"Authorization": f"Bearer {access}"})
-    assert r.status_code == 200, f"API rejected the dev token: {r.status_code} {r.text[:200]}"
-    body = r.json()
-    assert body.get("iss") == issuer, f"token iss {body.get('iss')!r} != {issuer!r}"
-    return f"token for {client_id} accepted (sub {body.get('sub')})"
-
-
 @requires("temporal")
 def check_temporal_ui_routed(t) -> str:
     r = t.http.get(t.url("temporal-ui", "/"), timeout=10)

@@ -43,7 +43,10 @@ def test_the_shipped_checks_are_discovered() -> None:
     names = [n for n, _ in checks.discover(ROOT)]
     for want in ("readiness.every_service_ready", "readiness.database_seeded",
                  "smoke.oidc_issuer_is_browser_facing",
-                 "smoke.dev_token_accepted_by_api", "contract.api_received_the_rendered_contract"):
+                 "identity.service_account_token_accepted_by_api",
+                 "identity.browser_token_path_accepted_by_api",
+                 "browser.login_in_a_real_browser",
+                 "contract.api_received_the_rendered_contract"):
         assert want in names
 
 

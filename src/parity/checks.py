@@ -32,6 +32,12 @@ def requires(*services: str):
     return mark
 
 
+def browser(fn):
+    """A check that drives a real browser: it runs only with ``--browser``."""
+    fn.parity_browser = True
+    return fn
+
+
 @dataclass
 class Result:
     check: str
@@ -46,7 +52,8 @@ class Result:
 class Target:
     """What a check may use, resolved for one mode."""
 
-    def __init__(self, root: Path, resolved, statuses: Callable[[], list], runtime=None):
+    def __init__(self, root: Path, resolved, statuses: Callable[[], list], runtime=None,
+                 browser: bool = False):
         from . import tls
 
         self.root = root
@@ -59,6 +66,15 @@ class Target:
         self._statuses = statuses
         self._runtime = runtime      # the lane's driver: delivered() and exec()
         self._http = None
+        self.browser = browser       # run the @browser checks too
+        self.logs = self.state / "logs"
+
+    def new_http(self):
+        """A fresh session through the edge, with its own cookie jar (a login)."""
+        from .edgehttp import session
+
+        return session(self.address, self.stack.http_port, self.stack.https_port,
+                       self.ca_file)
 
     def url(self, route: str, path: str = "") -> str:
         """The browser-facing URL of a route (port added when not the default)."""
@@ -167,8 +183,10 @@ def _run_one(name: str, fn: Callable, target: Target) -> Result:
 
 
 def run(root: Path, target: Target, parallel: int = 6) -> list[Result]:
-    """Run every check (independent ones in parallel); results in a stable order."""
-    checks = discover(root)
+    """Run every check (independent ones in parallel); results in a stable order.
+    Browser checks run only when the target asks for them."""
+    checks = [(n, fn) for n, fn in discover(root)
+              if target.browser or not getattr(fn, "parity_browser", False)]
     target.prepare()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = [pool.submit(_run_one, name, fn, target) for name, fn in checks]

@@ -262,13 +262,16 @@ def _status_table(rows, sel: Selection) -> str:
     return out
 
 
-def validate(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
-    """The live checks in checks/ against the running environment."""
+def validate(root: Path, sel: Selection, as_json: bool = False,
+             browser: bool = False) -> tuple[str, int]:
+    """The live checks in checks/ against the running environment; ``browser`` adds
+    the checks that drive a real browser (checks/browser.py)."""
     from . import checks, docker
 
     driver = lane(root, sel, quiet=True)
     docker.engine_ok()
-    target = checks.Target(root, driver.resolved, driver.status, runtime=driver)
+    target = checks.Target(root, driver.resolved, driver.status, runtime=driver,
+                           browser=browser)
     results = checks.run(root, target)
     failed = any(r.status == "fail" for r in results)
     if as_json:

@@ -90,9 +90,9 @@ def lane():
     docker("network", "rm", SENTINEL)
 
 
-def validate(phase: int) -> dict:
-    data = json.loads(inv("validate", "--mode", "kind", "--phase", str(phase),
-                          "--json").stdout)
+def validate(phase: int, browser: bool = True) -> dict:
+    data = json.loads(inv("validate", "--mode", "kind", "--phase", str(phase), "--json",
+                          *(["--browser"] if browser else [])).stdout)
     failed = [r for r in data["results"] if r["status"] == "fail"]
     assert data["passed"] and not failed, failed
     return data
@@ -128,6 +128,7 @@ def test_kind_lane_end_to_end(lane) -> None:
     one = validate(1)
     names = [name for name, _ in checks.discover(ROOT)]
     assert [r["check"] for r in one["results"]] == names  # the same rows as compose
+    assert "browser.login_in_a_real_browser" in names  # a real browser, through Traefik
 
     inv("up", "--mode", "kind", "--phase", "3")
     validate(3)
@@ -168,7 +169,7 @@ def test_kind_lane_end_to_end(lane) -> None:
     assert psql("SELECT v FROM parity_e2e") == "kept"
 
     inv("reset", "--mode", "kind", "--phase", "3")
-    validate(3)
+    validate(3, browser=False)
     assert psql("SELECT to_regclass('public.parity_e2e') IS NULL") == "t"  # fresh volumes
 
     inv("down", "--mode", "kind")
