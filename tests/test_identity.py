@@ -98,3 +98,13 @@ def test_env_names_that_collide_are_refused(repo_copy: Path) -> None:
         load(root=repo_copy)
     assert "env name PARITY_IDP_USER_A_B_PASSWORD is also used by identity.users.a.b" \
         in exc.value.render()
+
+
+def test_explain_names_the_identity_value_behind_what_parity_adds() -> None:
+    resolved = model.load(ROOT, Selection("compose", 1))
+    info = model.explain(resolved, "services.keycloak.env.PARITY_IDP_CLIENT_PARITY_DEV_SECRET")
+    assert info["rendered_from"] == "identity.clients.parity-dev.secret"
+    assert info["value"] == {"secret": "oidc-dev-client", "key": "client-secret"}
+    assert info["chain"][0]["location"].startswith("base/identity.yaml:")
+    assert model.explain(resolved, "services.keycloak.files[realm]")["rendered_from"] == \
+        "identity"

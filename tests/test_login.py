@@ -113,3 +113,27 @@ def test_browser_checks_run_only_when_asked(monkeypatch) -> None:
     target.browser = True
     assert [r.check for r in checks.run(ROOT, target)] == ["a.normal", "b.in_browser"]
     assert ran.count("browser") == 1
+
+
+def test_transport_errors_never_show_query_strings() -> None:
+    import requests
+
+    from parity import login
+
+    class Http:
+        def get(self, url, **kw):
+            raise requests.exceptions.SSLError(
+                f"HTTPSConnectionPool(host='127.0.0.1', port=443): Max retries exceeded with "
+                f"url: /realms/parity/protocol/openid-connect/auth?client_id=parity-web&"
+                f"state=S3CRETSTATE&code_challenge=abc (Caused by SSLError('self-signed'))")
+
+    idp = login.Identity("https://auth.x/realms/p", "parity-web", "https://app.x/",
+                         "https://app.x", "https://api.x", "parity-api", "dev", "pw")
+    import pytest
+
+    with pytest.raises(login.LoginFailed) as exc:
+        login.code_flow(Http(), idp)
+    assert str(exc.value) == (
+        "SSLError: HTTPSConnectionPool(host='127.0.0.1', port=443): Max retries exceeded "
+        "with url: /realms/parity/protocol/openid-connect/auth?… (Caused by "
+        "SSLError('self-signed'))")

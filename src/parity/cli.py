@@ -57,7 +57,10 @@ def explain(root: Path, sel: Selection, path: str, fmt: str = "text") -> str:
     if isinstance(value, (dict, list)):
         shown = json.dumps(value, sort_keys=False)
     lines = [f"{info['path']} = {shown}", f"  mode={sel.mode} phase={sel.phase} "
-             f"profile={sel.effective_profile()}", "  set by (oldest first):"]
+             f"profile={sel.effective_profile()}"]
+    if info.get("rendered_from"):
+        lines.append(f"  rendered by parity from {info['rendered_from']} (docs/identity.md)")
+    lines.append("  set by (oldest first):")
     width = max(len(c["layer"]) for c in info["chain"])
     for i, c in enumerate(info["chain"], 1):
         lines.append(f"    {i}. {c['layer']:<{width}}  {c['location']}")

@@ -78,6 +78,32 @@ def _cors(resp, origin: str, what: str) -> None:
                           "blocks the response")
 
 
+_QUERY = re.compile(r"\?[^\s)'\"]*")
+
+
+def without_queries(text: str) -> str:
+    """``text`` with the query strings of its URLs cut: codes, states and PKCE
+    values travel there, and they do not belong in a check's output."""
+    return _QUERY.sub("?…", text)
+
+
+def _transport_errors(fn):
+    """A connection or TLS error of a step, as a LoginFailed without query strings."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.RequestException as exc:
+            raise LoginFailed(f"{type(exc).__name__}: {without_queries(str(exc))}") from None
+
+    return wrapper
+
+
+@_transport_errors
 def code_flow(http, idp: Identity) -> dict:
     """Log ``idp.username`` in through the provider's login form and exchange the code
     as the page does; returns the token response. ``http`` keeps cookies."""
@@ -135,6 +161,7 @@ def _oauth_error(resp) -> str:
         return resp.text[:160]
 
 
+@_transport_errors
 def api_session(http, idp: Identity, access_token: str) -> dict:
     """What the page does with the token: a CORS preflight, ``POST /session`` with
     the bearer token (the API sets its session cookie), then ``GET /me`` with the

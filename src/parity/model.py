@@ -851,11 +851,33 @@ def is_secret_path(path: tuple) -> bool:
     return len(path) >= 5 and path[0] == "secrets" and path[2] == "keys" and path[4] == "value"
 
 
+def _identity_source(resolved: Resolved, path: tuple) -> str | None:
+    """The identity: path a value parity adds to the provider service comes from."""
+    ident = resolved.stack.identity
+    if ident is None or len(path) < 4 or path[:2] != ("services", ident.provider):
+        return None
+    if path[2] == "env":
+        for u in ident.users:
+            if idp.user_env(u.username) == path[3]:
+                return f"identity.users.{u.username}.password"
+        for c in ident.clients:
+            if c.secret is not None and idp.client_env(c.client_id) == path[3]:
+                return f"identity.clients.{c.client_id}.secret"
+    if path[2] == "files" and path[3] == ListKey(idp.FILE_NAME):
+        return "identity"
+    return None
+
+
 def explain(resolved: Resolved, path_text: str) -> dict:
     """The value at a path and the chain of layers that set it."""
     path = parse_path(path_text)
     node, _ = locate(resolved.tree, path)
     if node is None:
+        source = _identity_source(resolved, path)
+        if source is not None:
+            # what parity adds to the provider from identity: (env, the realm file)
+            return explain(resolved, source) | {"path": format_path(path),
+                                                 "rendered_from": source}
         # report at the first part of the path that does not exist
         depth = 0
         parent: Node | None = resolved.tree

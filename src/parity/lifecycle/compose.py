@@ -160,7 +160,7 @@ class ComposeLane:
         from .. import images
 
         results = images.build(self.stack, self.root, progress=self.ui.line)
-        built = [r for r in results if getattr(r, "built", False)]
+        built = [r for r in results if r.action == "built"]
         pulled = self.pull_missing()
         return (f"{len(built)} built, {len(results) - len(built)} unchanged"
                 + (f", {pulled} pulled" if pulled else ""))
