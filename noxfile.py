@@ -53,7 +53,10 @@ def validate(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def e2e_compose(session: nox.Session) -> None:
-    """Compose lane end to end on a real engine: up/validate phases 1-3, reset, down."""
+    """Compose lane end to end on a real engine: up/validate phases 1-3 with the browser
+    login in headless Chromium, each browser-facing fault on purpose (API audience,
+    redirect URI, cookie without Secure, CORS origin, a certificate the local CA did
+    not sign) seen by the browser check, reset, down."""
     _install(session)
     session.run("pytest", "-m", "e2e", "-s", "tests/e2e",
                 *session.posargs)
@@ -61,8 +64,9 @@ def e2e_compose(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def e2e_kind(session: nox.Session) -> None:
-    """kind lane end to end on a real kind cluster, offline profile: up 1, validate, up 3,
-    validate, no-op up, status, data survives its pod, reset, validate, down."""
+    """kind lane end to end on a real kind cluster, offline profile: up 1, validate (with
+    the browser login through Traefik), up 3, validate, no-op up, status, data survives
+    its pod, reset, validate, down."""
     import subprocess
 
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:

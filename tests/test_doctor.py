@@ -34,10 +34,11 @@ def test_compose_lane_checks_as_json(repo_copy: Path) -> None:
     data = json.loads(text)
     checks = {c["check"]: c for c in data["checks"]}
     assert list(checks) == ["python", "docker engine", "compose plugin", "disk", "host ports",
-                            "data", "images", "local CA"]
+                            "data", "images", "local CA", "browser checks"]
     assert checks["docker engine"]["status"] == "ok"
     assert checks["compose plugin"]["detail"].startswith("Docker Compose 2.")
     assert checks["local CA"]["detail"].startswith("created by the first up")
+    assert checks["browser checks"]["status"] in ("ok", "warn")  # optional: never a failure
     assert code == (0 if data["ready"] else 3)
     assert not (repo_copy / ".parity").exists()  # nothing written, not even the CA
 
@@ -130,3 +131,28 @@ def test_an_unreachable_registry_is_a_failure_with_the_offline_fix() -> None:
     assert (refused.status, refused.detail.split(": ", 1)[0]) == (
         "fail", "0 of 2; up pulls localhost:1/x:1 and 1 more from localhost:1, which cannot "
                 "be reached")
+
+
+def test_the_privileged_probe_runs_as_root(monkeypatch) -> None:
+    """A non-root USER gets no capabilities, so probing with such an image passed on
+    machines where kind's root node then failed ('unable to apply caps')."""
+    from types import SimpleNamespace
+
+    from parity import docker
+
+    calls = []
+
+    def fake_run(argv, check=False, timeout=None):
+        calls.append(argv)
+        if argv[:3] == ["docker", "image", "ls"]:
+            return SimpleNamespace(returncode=0, stdout="sha256:nonroot\n", stderr="")
+        return SimpleNamespace(returncode=125, stdout="", stderr=(
+            "docker: Error response from daemon: failed to create shim task: OCI runtime "
+            "create failed: runc create failed: unable to start container process: unable "
+            "to apply caps: operation not permitted: unknown"))
+
+    monkeypatch.setattr(docker, "run", fake_run)
+    assert docker.privileged_probe() == (
+        False, "docker run --privileged fails: unable to apply caps: operation not permitted")
+    probe = calls[1]
+    assert probe[probe.index("--user") + 1] == "0:0"

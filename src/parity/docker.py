@@ -119,7 +119,9 @@ def privileged_probe() -> tuple[bool | None, str]:
     images = (proc.stdout or "").split()
     if proc.returncode != 0 or not images:
         return None, "no local image to probe with (the first build makes one)"
-    probe = run(["docker", "run", "--rm", "--privileged", "--network", "none",
+    # as root: a non-root USER gets no capabilities, so the probe would pass where
+    # kind's root node cannot start
+    probe = run(["docker", "run", "--rm", "--privileged", "--user", "0:0", "--network", "none",
                  "--entrypoint", "/parity-privileged-probe", "--label",
                  "parity.dev/managed=true", images[0]], check=False, timeout=60)
     text = " ".join((probe.stderr or "").split())

@@ -161,6 +161,24 @@ def _kubectl(lane) -> Finding:
                                   f"itself): kubectl --kubeconfig .parity/kind/kubeconfig …")
 
 
+def _browser() -> Finding:
+    """What ``inv validate --browser`` needs; optional (a warning, never a failure)."""
+    import importlib.util
+    import shutil
+
+    from .browser import CANDIDATES
+
+    chromium = next((shutil.which(n) for n in CANDIDATES if shutil.which(n)), None)
+    missing = [name for name, ok in (
+        ("chromium", chromium), ("certutil (libnss3-tools)", shutil.which("certutil")),
+        ("playwright (Python)", importlib.util.find_spec("playwright"))) if not ok]
+    if missing:
+        return Finding("browser checks", WARN, f"{', '.join(missing)} missing; only "
+                       "inv validate --browser needs them", "make browser-deps; make venv")
+    return Finding("browser checks", OK, f"{chromium}, certutil, playwright "
+                                         "(inv validate --browser)")
+
+
 def registry_of(image: str) -> str:
     """The registry (host or host:port) an image reference is pulled from, by
     Docker's rules: a first path component with a dot, a port or ``localhost``."""
@@ -263,7 +281,9 @@ def run(root: Path, resolved) -> list[Finding]:
     ca = root / ".parity" / "ca" / "ca.crt"
     out.append(Finding("local CA", OK, f"{ca.relative_to(root)}" if ca.exists()
                        else "created by the first up (trust it once to browse without "
-                            "warnings: docs/runbook-compose.md#endpoints)"))
+                            "warnings: docs/identity.md#trusting-the-local-ca-in-a-desktop-"
+                            "browser)"))
+    out.append(_browser())
     return out
 
 
