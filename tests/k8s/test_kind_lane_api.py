@@ -534,7 +534,7 @@ def test_up_phase1_from_nothing_applies_in_waves_and_reports_ready(world: World,
     # Secrets carry the values of .parity/secrets (compared by digest: never shown)
     stack = lane.stack
     opaque = [d for d in docs if d["kind"] == "Secret"]
-    assert len(opaque) == 7 and {d["metadata"]["name"] for d in opaque} <= set(stack.secrets)
+    assert len(opaque) == 8 and {d["metadata"]["name"] for d in opaque} <= set(stack.secrets)
     for d in opaque:
         obj = cp.get(doc_path(d))
         got = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
