@@ -161,22 +161,34 @@ def render(root: Path, sel: Selection, out: str | None = None) -> str:
 
 
 def lint(root: Path, sel: Selection) -> tuple[str, int]:
-    """Cross-reference lint of a fresh render; exit 1 with findings."""
-    from . import lint as lint_mod, model
+    """The model rules of the selection (mistakes both modes would share, and for
+    kind what a cluster needs; parity.rules), then the cross-reference lint of a
+    fresh render. Exit 1 with any unwaived violation or finding."""
+    from . import lint as lint_mod, model, rules
     from .render import RenderContext, render as do_render
     from .diff import _load_docs
 
-    stack = model.load(root, sel).stack
+    resolved = model.load(root, sel)
+    stack = resolved.stack
+    violations = rules.check(resolved, root)
     files = do_render(stack, RenderContext())
     if sel.mode == "kind":
         findings = lint_mod.lint_kind(_load_docs(files["manifests.yaml"]), stack)
     else:
         findings = lint_mod.lint_compose(_load_docs(files["docker-compose.yaml"])[0], stack)
-    if not findings:
-        return f"{sel.mode} phase {sel.phase}: lint clean", 0
-    lines = [f"{sel.mode} phase {sel.phase}: {len(findings)} findings"]
-    lines += [f"  {f.obj} {f.field}: {f.message}" for f in findings]
-    return "\n".join(lines), 1
+    failing = [v for v in violations if v.failing]
+    lines = []
+    if violations:
+        lines.append(rules.report(violations, f"{sel.mode} phase {sel.phase}: model rules"))
+    else:
+        lines.append(f"{sel.mode} phase {sel.phase}: model rules clean "
+                     f"({len([r for r in rules.RULES if sel.mode in r.modes])} rules)")
+    if findings:
+        lines.append(f"{sel.mode} phase {sel.phase}: {len(findings)} findings in the render")
+        lines += [f"  {f.obj} {f.field}: {f.message}" for f in findings]
+    else:
+        lines.append(f"{sel.mode} phase {sel.phase}: lint clean")
+    return "\n".join(lines), int(bool(failing or findings))
 
 
 # --------------------------------------------------------------------------- lifecycle

@@ -158,11 +158,13 @@ def load_policy(root: Path) -> list[Rule]:
                          hint="restore base/parity-policy.yaml from git")
     tree = load_file(path, rel, "policy")
     rules_node = tree.entries.get("rules")
-    if set(tree.entries) - {"rules", "accepted"}:
-        key = sorted(set(tree.entries) - {"rules", "accepted"})[0]
-        raise InputError(f"unknown key '{key}'{did_you_mean(key, ['rules', 'accepted'])}",
+    # waivers: of the model rules, read by parity.rules.load_waivers
+    if set(tree.entries) - {"rules", "accepted", "waivers"}:
+        key = sorted(set(tree.entries) - {"rules", "accepted", "waivers"})[0]
+        raise InputError(f"unknown key '{key}'"
+                         f"{did_you_mean(key, ['rules', 'accepted', 'waivers'])}",
                          where=str(tree.keylocs[key]),
-                         hint="the policy has two keys: rules and accepted")
+                         hint="the policy has three keys: rules, accepted and waivers")
     if not isinstance(rules_node, Seq):
         raise InputError("'rules' must be a list", where=str(tree.loc))
     rules: list[Rule] = []

@@ -1,0 +1,556 @@
+"""Model rules: mistakes both modes make the same way, so no diff between them can
+show it, and what a cluster needs that compose never asks for.
+
+The parity diff catches a value that differs between compose and kind. It cannot
+catch a literal browser URL written into an env value, a floating image tag or a
+service that reaches another without waiting for it: both modes carry the same
+mistake. Each rule here is one small function over the merged model of one
+selection (mode + phase), with an id, a message naming ``file:line`` (from the
+provenance of the value) and the fix. ``inv lint`` and ``nox -s validate`` run them;
+docs/errors.md lists every rule.
+
+A team may waive a waivable rule for a path, with a reason and an end date, under
+``waivers:`` in ``base/parity-policy.yaml``; a waiver is shown on every run and
+fails again once it expires (as accepted differences do).
+
+Rules with ``modes=("kind",)`` are cluster rules: what the kind lane needs and
+compose would silently tolerate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import templates
+from .errors import InputError, did_you_mean
+from .nodes import ListKey, Map, Scalar, Seq, format_path
+
+POLICY_FILE = Path("base") / "parity-policy.yaml"
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    path: str            # dotted model path
+    where: str           # file:line of the value (or of its nearest parent)
+    message: str
+    fix: str
+    waiver: "Waiver | None" = None
+
+    @property
+    def failing(self) -> bool:
+        return self.waiver is None or self.waiver.expired
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.path}: [{self.rule}] {self.message}"
+
+    def render(self) -> str:
+        text = f"{self}\n  next: {self.fix}"
+        if self.waiver is not None:
+            w = self.waiver
+            state = f"EXPIRED on {w.until}" if w.expired else f"until {w.until}"
+            text += f"\n  waived by {w.where} ({state}): {w.reason}"
+        return text
+
+    def as_json(self) -> dict:
+        out = {"rule": self.rule, "path": self.path, "where": self.where,
+               "message": self.message, "fix": self.fix, "failing": self.failing}
+        if self.waiver is not None:
+            out["waiver"] = {"where": self.waiver.where, "until": self.waiver.until.isoformat(),
+                             "reason": self.waiver.reason, "expired": self.waiver.expired}
+        return out
+
+
+@dataclass(frozen=True)
+class Waiver:
+    rule: str
+    path: str
+    reason: str
+    until: date
+    where: str
+    expired: bool = False
+
+    def matches(self, v: Violation) -> bool:
+        from .diff import _pattern
+
+        return v.rule == self.rule and _pattern(self.path).fullmatch(v.path) is not None
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    id: str
+    title: str
+    fn: Callable[["Ctx"], Iterator[tuple[tuple, str, str]]]
+    modes: tuple[str, ...] = ("compose", "kind")
+    waivable: bool = True
+
+
+RULES: list[RuleDef] = []
+
+
+def rule(id: str, title: str, modes: tuple[str, ...] = ("compose", "kind"),
+         waivable: bool = True):
+    def add(fn):
+        RULES.append(RuleDef(id, title, fn, modes, waivable))
+        return fn
+
+    return add
+
+
+@dataclass
+class Ctx:
+    """What a rule reads: the merged tree (provenance), its plain data restricted to
+    the enabled services, the typed stack and the repository root."""
+
+    root: Path
+    tree: Map
+    data: dict
+    stack: Any
+    services: dict = field(default_factory=dict)
+
+    def strings(self, name: str) -> Iterator[tuple[tuple, str]]:
+        """(path, raw string) of every env value and file content of a service."""
+        svc = self.services[name]
+        for key, value in (svc.get("env") or {}).items():
+            if isinstance(value, str):
+                yield ("services", name, "env", key), value
+        for f in svc.get("files") or []:
+            yield ("services", name, "files", ListKey(f["name"]), "content"), f["content"]
+
+
+_REF = re.compile(r"\$\$\{|\$\{[^}]*\}")
+
+
+def _outside_refs(text: str) -> str:
+    """``text`` with reference templates and ``$${`` escapes blanked out."""
+    return _REF.sub(lambda m: " " * len(m.group(0)), text)
+
+
+# --------------------------------------------------------------------------- model rules
+
+@rule("literal-browser-url", "a browser URL or the stack's domain written literally")
+def _literal_browser_url(c: Ctx):
+    domain = c.stack.domain
+    pat = re.compile(r"(?<![\w.-])((?:[a-z0-9-]+\.)*" + re.escape(domain) + r")(?![\w-])",
+                     re.I)
+    loopback = re.compile(r"\bhttps?://(localhost|127\.0\.0\.1|\[::1\])(?::(\d+))?(?![\w.-])",
+                          re.I)
+    for name in c.services:
+        for path, value in c.strings(name):
+            text = _outside_refs(value)
+            m = pat.search(text)
+            if m:
+                host = m.group(1).lower()
+                sub = host[: -len(domain)].rstrip(".")
+                routes = {r.host: r.name for r in c.stack.routes().values()}
+                ref = f"${{route:{routes[sub]}}}" if sub in routes else "${stack:domain}"
+                yield path, (f"'{m.group(1)}' is written literally: it stays the same "
+                             f"when the domain or the https port changes, in every mode"), \
+                    f"write {ref} (browser URLs follow stack.domain and the edge's port)"
+                continue
+            m = loopback.search(text)
+            own = {p["port"] for p in c.services[name].get("ports") or []}
+            if m and not (m.group(2) and int(m.group(2)) in own):  # itself: fine
+                yield path, (f"'{m.group(0)}' only reaches the developer's machine, never "
+                             "a service inside compose or kind"), \
+                    "use ${route:NAME} for a browser URL or ${service:NAME.PORT} inside"
+
+
+def _service_names(c: Ctx) -> dict[str, dict[str, int]]:
+    return {n: {p["name"]: p["port"] for p in s.get("ports") or []}
+            for n, s in c.services.items()}
+
+
+HOST_KEY = re.compile(r"(^|_)(HOST|HOSTNAME|ADDR|ADDRESS|SERVER|ENDPOINT|URL|URI|DSN)$")
+
+
+@rule("literal-service-address", "another service's address written literally")
+def _literal_service_address(c: Ctx):
+    names = _service_names(c)
+    if not names:
+        return
+    alt = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
+    ns = re.escape(c.stack.namespace)
+    hostport = re.compile(rf"(?<![\w.-])({alt})(?:\.{ns}(?:\.svc(?:\.cluster\.local)?)?)?"
+                          rf":(\d+)(?![\d])")
+    url = re.compile(rf"\b[a-z][a-z0-9+.-]*://({alt})(?:\.{ns}(?:\.svc(?:\.cluster\.local)?)?)?"
+                     rf"(?=[/:?#]|$)")
+    for name in c.services:
+        for path, value in c.strings(name):
+            text = _outside_refs(value)
+            m = hostport.search(text)
+            if m and int(m.group(2)) in names[m.group(1)].values():
+                port = next(p for p, n in names[m.group(1)].items() if n == int(m.group(2)))
+                yield path, (f"'{m.group(0)}' is {m.group(1)}'s address written literally; it "
+                             "is only right where that name resolves (compose DNS or "
+                             "one namespace)"), \
+                    f"write ${{service:{m.group(1)}.{port}}}"
+                continue
+            m = url.search(text)
+            if m:
+                yield path, (f"'{m.group(0)}' names service {m.group(1)} literally"), \
+                    f"write ${{host:{m.group(1)}}} (or ${{service:{m.group(1)}.PORT}})"
+                continue
+            key = path[3] if path[2] == "env" else ""
+            bare = text.strip()
+            target = bare.split(".", 1)[0] if bare.endswith(
+                (f".{c.stack.namespace}.svc.cluster.local", f".{c.stack.namespace}.svc",
+                 f".{c.stack.namespace}")) else bare
+            if key and HOST_KEY.search(key) and target in names and target != name:
+                yield path, (f"'{bare}' is the host of service {target} written literally"), \
+                    f"write ${{host:{target}}}"
+
+
+FLOATING = {"latest", "stable", "edge", "main", "master", "nightly", "dev", "current", "lts",
+            "alpine", "slim", "bookworm"}
+
+
+def floating_reason(image: str) -> str | None:
+    """Why ``image`` may change under the same name, or None when pinned."""
+    if "@sha256:" in image:
+        return None
+    name = image.rsplit("/", 1)[-1]
+    if ":" not in name:
+        return "has no tag (it means :latest)"
+    tag = name.rsplit(":", 1)[1]
+    if tag.lower() in FLOATING:
+        return f"uses the moving tag '{tag}'"
+    if re.fullmatch(r"v?\d+(-[A-Za-z][\w.]*)?", tag):
+        return f"tag '{tag}' names a major version only (every minor and patch release " \
+               "replaces it)"
+    return None
+
+
+@rule("floating-image-tag", "an image pulled by a tag that moves")
+def _floating_image_tag(c: Ctx):
+    for name, svc in c.services.items():
+        if svc.get("build"):
+            continue  # built here from its inputs: the tag is a local name
+        why = floating_reason(svc["image"])
+        if why:
+            yield ("services", name, "image"), f"'{svc['image']}' {why}: compose and kind " \
+                f"may run different code on different days", \
+                "pin a full version (postgres:16.4-bookworm) or a digest (@sha256:…)"
+    kind = (c.data.get("stack") or {}).get("kind") or {}
+    for part in ("node", "edge"):
+        spec = kind.get(part) or {}
+        if spec.get("image") and not spec.get("build"):
+            why = floating_reason(spec["image"])
+            if why:
+                yield ("stack", "kind", part, "image"), f"'{spec['image']}' {why}", \
+                    "pin a full version or a digest"
+
+
+def _closure(services: dict) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+
+    def deps(n: str, seen: frozenset = frozenset()) -> set[str]:
+        if n in out:
+            return out[n]
+        found: set[str] = set()
+        for d in (services.get(n) or {}).get("depends_on") or []:
+            if d in seen:
+                continue
+            found.add(d)
+            found |= deps(d, seen | {n})
+        out[n] = found
+        return found
+
+    for n in services:
+        deps(n)
+    return out
+
+
+@rule("undeclared-dependency", "a service reaches another without depending on it")
+def _undeclared_dependency(c: Ctx):
+    reach = _closure(c.services)
+    for name in c.services:
+        for path, value in c.strings(name):
+            try:
+                refs = templates.parse(value)
+            except templates.TemplateError:
+                continue  # reported by the model's validation
+            for ref in refs:
+                if ref.kind not in ("service", "host", "port") or ref.target == name:
+                    continue
+                if ref.target in c.services and ref.target not in reach[name]:
+                    yield path, (f"{name} reaches {ref.target} ({ref.text}) but does not "
+                                 f"depend on it, so it may start first in either mode"), \
+                        (f"add {ref.target} to services.{name}.depends_on (in the layer of "
+                         f"the phase that adds {ref.target})")
+                    break
+
+
+CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|"
+                        r"ACCESS_?KEY|CREDENTIALS?|SIGNING_?KEY|ENCRYPTION_?KEY|(^|_)PW$|"
+                        r"(^|_)PWD$)", re.I)
+NOT_CREDENTIAL = re.compile(r"(_FILE|_PATH|_DIR|_ID|_NAME|_URL|_URI|PUBLIC|_LENGTH|_TTL|"
+                            r"_ENABLED|_HEADER|_ISSUER|_ALGORITHM|_TYPE|_MODE)$", re.I)
+
+
+def looks_like_credential(key: str) -> bool:
+    return bool(CREDENTIAL.search(key)) and not NOT_CREDENTIAL.search(key)
+
+
+@rule("plain-credential", "a credential given as a plain value")
+def _plain_credential(c: Ctx):
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if looks_like_credential(key) and not isinstance(value, dict) and \
+                    str(value).strip():
+                yield ("services", name, "env", key), (
+                    f"{key} looks like a credential but is a plain value: it lands in the "
+                    "compose file, a kind ConfigMap and every diff"), \
+                    "declare it under secrets: (generate: N) and write {secret: NAME, key: KEY}"
+    for sname, secret in (c.data.get("secrets") or {}).items():
+        for key, spec in ((secret or {}).get("keys") or {}).items():
+            if isinstance(spec, dict) and "value" in spec and looks_like_credential(key):
+                yield ("secrets", sname, "keys", key, "value"), (
+                    f"secret key '{key}' looks like a credential but has a fixed value "
+                    "(declared values are meant for non-sensitive defaults)"), \
+                    "use generate: N so each clone gets its own value"
+
+
+@rule("build-context-outside-repo", "a build context outside the repository",
+      waivable=False)
+def _build_context(c: Ctx):
+    root = c.root.resolve()
+    builds = [(("services", n, "build"), s["build"]) for n, s in c.services.items()
+              if s.get("build")]
+    for part in ("node", "edge"):
+        spec = ((c.data.get("stack") or {}).get("kind") or {}).get(part) or {}
+        if spec.get("build"):
+            builds.append((("stack", "kind", part, "build"), spec["build"]))
+    for path, b in builds:
+        ctx = (root / b["context"]).resolve()
+        if not ctx.is_relative_to(root):
+            yield path + ("context",), (f"build context '{b['context']}' is outside the "
+                                        "repository (after following symlinks): a fresh "
+                                        "clone cannot build it and the build can read "
+                                        "anything there"), \
+                "move the context under the repository (apps/, overlays/images/)"
+            continue
+        if b.get("dockerfile"):
+            df = (ctx / b["dockerfile"]).resolve()
+            if not df.is_relative_to(root):
+                yield path + ("dockerfile",), (f"dockerfile '{b['dockerfile']}' is outside "
+                                               "the repository"), \
+                    "keep the Dockerfile inside the repository"
+
+
+SHELL_VAR = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+RUNTIME_VARS = {"HOME", "PATH", "HOSTNAME", "PWD", "OLDPWD", "USER", "LOGNAME", "SHELL",
+                "TERM", "LANG", "SHLVL", "IFS", "PPID", "RANDOM", "SECONDS", "UID", "EUID",
+                "LINENO", "OPTARG", "OPTIND", "BASH_SOURCE", "TMPDIR"}
+
+
+@rule("undefined-variable", "a shell variable the service's environment never defines")
+def _undefined_variable(c: Ctx):
+    for name, svc in c.services.items():
+        defined = set(svc.get("env") or {}) | RUNTIME_VARS
+        lists = [((field_name,), svc.get(field_name) or []) for field_name in ("command", "args")]
+        probe = ((svc.get("readiness") or {}).get("exec") or {}).get("command") or []
+        lists.append((("readiness", "exec", "command"), probe))
+        for field_path, items in lists:
+            for i, item in enumerate(items):
+                for m in SHELL_VAR.finditer(item):
+                    var = m.group(1) or m.group(3)
+                    if m.group(2) and m.group(2)[:2] in (":-", ":=", ":?", ":+"):
+                        continue  # a default or an explicit check
+                    if var not in defined and not _set_in_script(item, var):
+                        yield ("services", name, *field_path, i), (
+                            f"${var} is not in {name}'s env, so the shell expands it to "
+                            "nothing (compose and kind alike)"), \
+                            f"add {var} to services.{name}.env, or give a default: " \
+                            f"${{{var}:-value}}"
+                        break
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str):
+                continue
+            m = re.search(r"(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)", _outside_refs(value))
+            if m:
+                yield ("services", name, "env", key), (
+                    f"'${m.group(1)}' in an env value is never expanded: the process "
+                    "receives the dollar sign literally"), \
+                    "write the value, a reference template (${service:…}, ${route:…}) or " \
+                    "a secret reference"
+
+
+def _set_in_script(script: str, var: str) -> bool:
+    """``VAR=…``, ``export VAR``, ``read VAR`` or ``for VAR in`` inside the script."""
+    return re.search(rf"(^|[\s;&|(]){var}=|\bexport\s+{var}\b|\bread\s+(-\w+\s+)*{var}\b|"
+                     rf"\bfor\s+{var}\s+in\b", script) is not None
+
+
+@rule("internal-dns", "internal DNS names that do not resolve to the services")
+def _internal_dns(c: Ctx):
+    st = c.stack
+    pattern = st.internal_dns
+    probe = "svc-probe"
+    try:
+        name = pattern.format(service=probe, namespace=st.namespace)
+    except (KeyError, IndexError, ValueError):
+        return  # the model's validation reports a malformed pattern
+    if st.mode == "kind":
+        ns = st.namespace
+        ok = {probe, f"{probe}.{ns}", f"{probe}.{ns}.svc", f"{probe}.{ns}.svc.cluster.local"}
+        if name in ok:
+            return
+        if "{service}" not in pattern:
+            why = "it does not contain {service}, so every service gets the same name"
+        elif "{namespace}" not in pattern and ".svc" in pattern:
+            why = (f"the namespace is written into it, not {{namespace}}; the render puts "
+                   f"the Services in '{ns}'")
+        else:
+            why = f"a Service '{probe}' in namespace '{ns}' is not reachable as '{name}'"
+        yield ("stack", "internal_dns"), f"'{pattern}': {why}", \
+            "use {service}.{namespace}.svc.cluster.local (or {service})"
+    elif name != probe:
+        yield ("stack", "internal_dns"), (f"'{pattern}' gives '{name}', but compose "
+                                          "resolves a service by its name only"), \
+            "keep internal_dns: '{service}' for compose"
+
+
+# --------------------------------------------------------------------------- cluster rules
+
+KIND_STORAGE_CLASSES = ("standard",)   # kind's local-path provisioner (node image)
+
+
+@rule("stateful-replicas", "a stateful service with more than one replica", modes=("kind",))
+def _stateful_replicas(c: Ctx):
+    for name, svc in c.services.items():
+        if svc.get("workload") == "stateful" and (svc.get("replicas") or 0) > 1:
+            yield ("services", name, "replicas"), (
+                f"{name} is stateful with {svc['replicas']} replicas: each replica gets its "
+                "own volume, so they hold different data and nothing replicates it"), \
+                "replicas: 1 (run a replicated system, e.g. a Postgres operator, if you " \
+                "need more)"
+
+
+@rule("dependency-scaled-to-zero", "a dependency with no replica", modes=("kind",))
+def _dependency_scaled_to_zero(c: Ctx):
+    for name, svc in c.services.items():
+        if svc.get("workload") == "job" or not svc.get("replicas"):
+            continue
+        for dep in svc.get("depends_on") or []:
+            d = c.services.get(dep)
+            if d and d.get("workload") != "job" and d.get("replicas") == 0:
+                yield ("services", dep, "replicas"), (
+                    f"{dep} has 0 replicas but {name} depends on it: up waits for it forever "
+                    "and the cluster never starts it"), \
+                    f"give {dep} at least 1 replica, or remove it from {name}'s depends_on"
+
+
+@rule("unknown-storage-class", "a storage class the kind cluster does not have",
+      modes=("kind",))
+def _unknown_storage_class(c: Ctx):
+    for name, svc in c.services.items():
+        for v in svc.get("storage") or []:
+            sc = v.get("storage_class")
+            if sc is not None and sc not in KIND_STORAGE_CLASSES:
+                yield ("services", name, "storage", ListKey(v["name"]), "storage_class"), (
+                    f"storage class '{sc}' does not exist in the kind cluster "
+                    f"(it has {', '.join(KIND_STORAGE_CLASSES)}): the claim stays Pending"
+                    f"{did_you_mean(sc, KIND_STORAGE_CLASSES)}"), \
+                    "use standard (local-path) or leave storage_class out (the default class)"
+
+
+# --------------------------------------------------------------------------- running
+
+def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
+    """``waivers:`` of the policy file (bad entries are InputError, exit 2)."""
+    from .yamlio import load_file
+
+    path = root / POLICY_FILE
+    if not path.exists():
+        return []
+    tree = load_file(path, str(POLICY_FILE), "policy")
+    node = tree.entries.get("waivers")
+    if node is None:
+        return []
+    if not isinstance(node, Seq):
+        raise InputError("'waivers' must be a list", where=str(node.loc), path="waivers")
+    today = today or date.today()
+    ids = {r.id: r for r in RULES}
+    out: list[Waiver] = []
+    for i, item in enumerate(node.items):
+        base, where = f"waivers[{i}]", str(item.loc)
+        if not isinstance(item, Map):
+            raise InputError("each waiver is a mapping", where=where, path=base)
+        data: dict[str, Any] = {}
+        for k, v in item.entries.items():
+            if k not in ("rule", "path", "reason", "until"):
+                raise InputError(f"unknown key '{k}'"
+                                 f"{did_you_mean(k, ('rule', 'path', 'reason', 'until'))}",
+                                 where=str(item.keylocs[k]), path=base,
+                                 hint="a waiver has rule, path, reason and until")
+            data[k] = v.value if isinstance(v, Scalar) else None
+        for k in ("rule", "path", "reason", "until"):
+            if not data.get(k):
+                raise InputError(f"missing required key '{k}'", where=where, path=base,
+                                 hint="a waiver needs the rule id, the path it covers, the "
+                                      "reason and the last day it holds (until: YYYY-MM-DD)")
+        if data["rule"] not in ids:
+            raise InputError(f"unknown rule '{data['rule']}'{did_you_mean(data['rule'], ids)}",
+                             where=str(item.entries["rule"].loc), path=f"{base}.rule",
+                             hint="the rule ids are in docs/errors.md#model-rules")
+        if not ids[data["rule"]].waivable:
+            raise InputError(f"rule '{data['rule']}' cannot be waived",
+                             where=str(item.entries["rule"].loc), path=f"{base}.rule",
+                             hint="fix the model instead")
+        until = data["until"]
+        if isinstance(until, str):
+            try:
+                until = date.fromisoformat(until)
+            except ValueError:
+                until = None
+        if not isinstance(until, date):
+            raise InputError(f"until '{data['until']}' is not a date",
+                             where=str(item.entries["until"].loc), path=f"{base}.until",
+                             hint="write the last day it holds as YYYY-MM-DD")
+        out.append(Waiver(data["rule"], str(data["path"]), str(data["reason"]), until,
+                          where, expired=until < today))
+    return out
+
+
+def check(resolved, root: Path, waivers: list[Waiver] | None = None) -> list[Violation]:
+    """Every rule for the selection of ``resolved``, waivers applied; stable order."""
+    from .model import enabled_tree, locate
+    from .nodes import to_plain
+
+    tree = enabled_tree(resolved)
+    data = to_plain(tree)
+    stack = resolved.stack
+    ctx = Ctx(root, tree, data, stack, data.get("services") or {})
+    waivers = load_waivers(root) if waivers is None else waivers
+    out: list[Violation] = []
+    for r in RULES:
+        if stack.mode not in r.modes:
+            continue
+        for path, message, fix in r.fn(ctx):
+            _, loc = locate(resolved.tree, path)
+            v = Violation(r.id, format_path(path), str(loc), message, fix)
+            w = next((w for w in waivers if w.matches(v)), None) if r.waivable else None
+            out.append(replace(v, waiver=w) if w else v)
+    return sorted(out, key=lambda v: (v.where.split(":")[0], _line(v.where), v.rule))
+
+
+def _line(where: str) -> int:
+    tail = where.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def report(violations: list[Violation], title: str) -> str:
+    failing = [v for v in violations if v.failing]
+    waived = [v for v in violations if not v.failing]
+    lines = [title]
+    for v in failing:
+        lines.append(v.render())
+    for v in waived:
+        lines.append("WAIVED " + v.render())
+    lines.append(f"{len(failing)} rule violations, {len(waived)} waived")
+    return "\n".join(lines)
