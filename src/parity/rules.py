@@ -409,10 +409,12 @@ def _internal_dns(c: Ctx):
             why = f"a Service '{probe}' in namespace '{ns}' is not reachable as '{name}'"
         yield ("stack", "internal_dns"), f"'{pattern}': {why}", \
             "use {service}.{namespace}.svc.cluster.local (or {service})"
-    elif name != probe:
-        yield ("stack", "internal_dns"), (f"'{pattern}' gives '{name}', but compose "
-                                          "resolves a service by its name only"), \
-            "keep internal_dns: '{service}' for compose"
+    elif "{service}" not in pattern:
+        # compose adds the name as a network alias of each service: any DNS name
+        # works, as long as each service gets its own
+        yield ("stack", "internal_dns"), (f"'{pattern}' does not contain {{service}}: "
+                                          "every service would get the same name"), \
+            "keep {service} in internal_dns"
 
 
 # --------------------------------------------------------------------------- cluster rules
