@@ -34,7 +34,10 @@ def test_default_stack_has_no_contract_drift(phase: int) -> None:
     classes = {d["class"] for d in data["differences"]}
     assert classes == {"transport", "placement"}
     for d in data["differences"]:
-        assert set(d) == {"path", "from", "to", "class", "rule", "reason"}
+        assert set(d) == {"path", "from", "to", "class", "rule", "reason", "from_source",
+                          "to_source"}
+        for side in ("from_source", "to_source"):
+            assert set(d[side]) == {"layer", "file", "line", "absent"}
 
 
 CONTRACT_CASES = {
@@ -239,6 +242,8 @@ def test_an_accepted_contract_difference_passes_and_is_shown(repo_copy: Path) ->
     assert ("ACCEPTED CONTRACT (allowed until the date shown)\n"
             "  services.api.env.DATABASE_NAME\n"
             "      platform  ->  platform_kind\n"
+            "      compose: base/services/api.yaml:13 (base)   "
+            "kind: overlays/modes/kind.yaml:4 (mode:kind)\n"
             "      rule: (none) — no rule covers it (contract by default)\n"
             "      accepted: kind-db-name until 2099-12-31 — the shared cluster's database is "
             "named platform_kind until PLAT-42") in text
@@ -296,3 +301,67 @@ def test_accepted_entries_are_checked_with_file_and_line(repo_copy: Path, entry:
     expected = message.replace("{line+3}", str(line + 3)).replace(
         "{line+4}", str(line + 4)).replace("{line}", str(line))
     assert exc.value.render() == expected
+
+
+# --------------------------------------------------------------------------- provenance
+
+def by_path(data: dict) -> dict[str, dict]:
+    return {d["path"]: d for d in data["differences"]}
+
+
+def src(layer: str, file: str | None, line: int | None, absent: bool = False) -> dict:
+    return {"layer": layer, "file": file, "line": line, "absent": absent}
+
+
+def test_each_difference_names_the_layer_file_and_line_of_both_values() -> None:
+    diffs = by_path(run_diff(ROOT)[0])
+    replicas = diffs["services.api.replicas"]
+    assert replicas["from_source"] == src("base", "base/services/api.yaml", 6)
+    assert replicas["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 9)
+    # a resolved reference points at the line of the env entry, on both sides
+    host = diffs["services.api.env.DATABASE_HOST"]
+    assert host["from_source"] == host["to_source"] == src("base", "base/services/api.yaml", 11)
+    # absent on one side: the nearest existing parent's location, marked absent
+    memory = diffs["services.api.resources.limits.memory"]
+    assert memory["from_source"] == src("base", "base/services/api.yaml", 3, absent=True)
+    assert memory["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 12)
+    text, _ = cli.diff(ROOT, "compose", "kind", 1)
+    assert ("  services.api.replicas\n"
+            "      1  ->  2\n"
+            "      compose: base/services/api.yaml:6 (base)   "
+            "kind: overlays/modes/kind.yaml:9 (mode:kind)\n"
+            "      rule: replicas — how many copies run\n") in text
+    assert ("      compose: absent; parent last changed at base/services/api.yaml:3 (base)   "
+            "kind: overlays/modes/kind.yaml:12 (mode:kind)\n") in text
+
+
+def test_a_removed_dependency_points_at_the_overlay_that_removed_it(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, CONTRACT_CASES["dependency-dropped"][0])
+    d = by_path(run_diff(repo_copy)[0])["services.api.depends_on[redis]"]
+    assert d["from_source"] == src("base", "base/services/api.yaml", 34)
+    assert d["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 4, absent=True)
+
+
+def test_values_from_the_environment_and_set_name_their_layer(repo_copy: Path) -> None:
+    text, _ = cli.diff(repo_copy, "compose:1", "kind:1", None, "model", "json",
+                       sets=["services.web.replicas=3"])
+    d = by_path(json.loads(text))["services.api.replicas"]
+    assert d["from_source"]["layer"] == "base"
+    text, _ = cli.diff(repo_copy, "kind:1", "kind:2", None, "model", "json")
+    nats = by_path(json.loads(text))["services.nats"]
+    # a service of a later phase is absent because of its phase: that line is the cause
+    assert nats["from_source"] == src("base", "base/services/nats.yaml", 4, absent=True)
+    assert nats["to_source"] == src("base", "base/services/nats.yaml", 3)
+    text, _ = cli.diff(repo_copy, "kind:1", "kind:2", None)
+    assert ("      kind:1: absent; starts in phase 2 at base/services/nats.yaml:4 (base)   "
+            "kind:2: base/services/nats.yaml:3 (base)\n") in text
+
+
+def test_the_rendered_level_has_no_source() -> None:
+    text, _ = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered", "json")
+    data = json.loads(text)
+    assert data["differences"]
+    assert all(d["from_source"] is None and d["to_source"] is None
+               for d in data["differences"])
+    text, _ = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered")
+    assert "kind:1: " not in text

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, did_you_mean
-from .nodes import Map, Scalar, Seq
+from .nodes import ListKey, Loc, Map, Scalar, Seq
 
 CLASSES = ("transport", "placement", "contract")
 ABSENT = "(absent)"
@@ -89,6 +89,37 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where one side's value comes from: the newest entry of the node's history
+    (the layer, file and line that last set it). ``absent``: the path does not exist
+    on that side, and the location is its nearest existing parent's."""
+
+    layer: str
+    file: str | None
+    line: int | None
+    absent: bool = False
+    #: for an absent path, what the location is (text output only)
+    why: str = field(default="parent last changed", compare=False)
+
+    @classmethod
+    def of(cls, loc: Loc, absent: bool = False, why: str = "parent last changed") -> "Source":
+        if loc.layer == "default":
+            return cls("default", None, None, absent, why)
+        return cls(loc.layer, loc.file, loc.line or None, absent, why)
+
+    def __str__(self) -> str:
+        if self.file is None:
+            where = "schema default"
+        else:
+            where = (f"{self.file}:{self.line}" if self.line else self.file) + f" ({self.layer})"
+        return f"absent; {self.why} at {where}" if self.absent else where
+
+    def as_json(self) -> dict:
+        return {"layer": self.layer, "file": self.file, "line": self.line,
+                "absent": self.absent}
+
+
+@dataclass(frozen=True)
 class Difference:
     path: str
     from_value: Any
@@ -100,6 +131,11 @@ class Difference:
     accepted: "Acceptance | None" = None
     #: an acceptance that matched but has expired (the difference fails again)
     expired: "Acceptance | None" = None
+    #: where each side's value was last set (model level; None where no source exists)
+    from_source: Source | None = None
+    to_source: Source | None = None
+    #: the path as the tuple the merged tree is walked by (model level)
+    parts: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def failing(self) -> bool:
@@ -107,7 +143,9 @@ class Difference:
 
     def as_json(self) -> dict:
         d = {"path": self.path, "from": self.from_value, "to": self.to_value,
-             "class": self.cls, "rule": self.rule, "reason": self.reason}
+             "class": self.cls, "rule": self.rule, "reason": self.reason,
+             "from_source": self.from_source.as_json() if self.from_source else None,
+             "to_source": self.to_source.as_json() if self.to_source else None}
         if self.accepted is not None:
             d["accepted"] = self.accepted.as_json()
         if self.expired is not None:
@@ -266,28 +304,40 @@ def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> 
 
 # --------------------------------------------------------------------------- flattening
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "", parts: dict[str, tuple] | None = None
+            ) -> dict[str, Any]:
     """Leaves by path. Lists of named mappings are keyed by name, lists of scalars
-    compare as sets of items (``depends_on[nats]``), other lists whole."""
+    compare as sets of items (``depends_on[nats]``), other lists whole. ``parts``, if
+    given, receives each path as the tuple :func:`parity.model.locate` walks (a key
+    may itself contain a dot, so the text alone is ambiguous)."""
     out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        if not value and prefix:
-            out[prefix] = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list):
-        if value and all(isinstance(i, dict) and "name" in i for i in value):
-            for item in value:
-                out.update(flatten({k: v for k, v in item.items() if k != "name"},
-                                   f"{prefix}[{item['name']}]"))
-        elif value and all(not isinstance(i, (dict, list)) for i in value) and \
-                prefix.endswith("depends_on"):
-            for item in value:
-                out[f"{prefix}[{item}]"] = True
+
+    def put(path: str, key: tuple, v: Any) -> None:
+        out[path] = v
+        if parts is not None:
+            parts[path] = key
+
+    def walk(value: Any, prefix: str, key: tuple) -> None:
+        if isinstance(value, dict):
+            if not value and prefix:
+                put(prefix, key, {})
+            for k, v in value.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k), key + (k,))
+        elif isinstance(value, list):
+            if value and all(isinstance(i, dict) and "name" in i for i in value):
+                for item in value:
+                    walk({k: v for k, v in item.items() if k != "name"},
+                         f"{prefix}[{item['name']}]", key + (ListKey(str(item["name"])),))
+            elif value and all(not isinstance(i, (dict, list)) for i in value) and \
+                    prefix.endswith("depends_on"):
+                for item in value:
+                    put(f"{prefix}[{item}]", key + (ListKey(str(item)),), True)
+            else:
+                put(prefix, key, value)
         else:
-            out[prefix] = value
-    else:
-        out[prefix] = value
+            put(prefix, key, value)
+
+    walk(value, prefix, ())
     return out
 
 
@@ -373,12 +423,14 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
             path = f"services.{name}"
             cls, rule, reason = classify(rules, path, level, False)
             out.append(Difference(path, "(present)" if name in sa else ABSENT,
-                                  "(present)" if name in sb else ABSENT, cls, rule, reason))
+                                  "(present)" if name in sb else ABSENT, cls, rule, reason,
+                                  parts=("services", name)))
     common = set(sa) & set(sb)
+    parts: dict[str, tuple] = {}
     fa = flatten({**{k: v for k, v in a.items() if k != "services"},
-                  "services": {k: v for k, v in sa.items() if k in common}})
+                  "services": {k: v for k, v in sa.items() if k in common}}, parts=parts)
     fb = flatten({**{k: v for k, v in b.items() if k != "services"},
-                  "services": {k: v for k, v in sb.items() if k in common}})
+                  "services": {k: v for k, v in sb.items() if k in common}}, parts=parts)
     ra, rb = flatten(raw_a), flatten(raw_b)
     for path in sorted(set(fa) | set(fb)):
         va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
@@ -386,19 +438,55 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
             continue
         same_ref = path in ra and path in rb and ra[path] == rb[path]
         cls, rule, reason = classify(rules, path, level, same_ref)
-        out.append(Difference(path, va, vb, cls, rule, reason))
+        out.append(Difference(path, va, vb, cls, rule, reason, parts=parts[path]))
     return out
+
+
+def source(tree: Map, parts: tuple, full: Map | None = None) -> Source:
+    """The provenance of the value at ``parts`` in ``tree`` (the enabled services):
+    the newest entry of its node's history; when the path is absent, that of its
+    nearest existing parent, or, for a service of a later phase (in ``full``, the
+    tree of every phase), its ``phase:``."""
+    from .model import locate
+
+    node, _ = locate(tree, parts)
+    if node is not None:
+        return Source.of(node.loc)
+    if full is not None and len(parts) >= 2 and parts[0] == "services" \
+            and locate(tree, parts[:2])[0] is None:
+        phase, _ = locate(full, ("services", parts[1], "phase"))
+        if isinstance(phase, Scalar):
+            return Source.of(phase.loc, absent=True, why=f"starts in phase {phase.value}")
+    for depth in range(len(parts) - 1, -1, -1):
+        parent, _ = locate(tree, parts[:depth])
+        if parent is not None:
+            return Source.of(parent.loc, absent=True)
+    return Source.of(tree.loc, absent=True)  # pragma: no cover - the root always exists
+
+
+def with_sources(diffs: list[Difference], a, b) -> list[Difference]:
+    """Each difference with the provenance of both sides (:class:`parity.model.Resolved`),
+    looked up once per path and side."""
+    from .model import enabled_tree
+
+    ta, tb = enabled_tree(a), enabled_tree(b)
+    return [replace(d, from_source=source(ta, d.parts, a.tree),
+                    to_source=source(tb, d.parts, b.tree)) for d in diffs]
+
+
+def diff_resolved(a, b, rules: list[Rule]) -> list[Difference]:
+    """The classified differences of two loaded selections (:class:`parity.model.Resolved`),
+    each with where both sides' values come from."""
+    va, raw_a = model_view(a)
+    vb, raw_b = model_view(b)
+    return with_sources(diff_views(va, vb, raw_a, raw_b, rules), a, b)
 
 
 def model_diff(root: Path, sel_a, sel_b, rules: list[Rule] | None = None) -> list[Difference]:
     from . import model
 
     rules = load_policy(root).rules if rules is None else rules
-    a = model.load(root, sel_a)
-    b = model.load(root, sel_b)
-    va, raw_a = model_view(a)
-    vb, raw_b = model_view(b)
-    return diff_views(va, vb, raw_a, raw_b, rules)
+    return diff_resolved(model.load(root, sel_a), model.load(root, sel_b), rules)
 
 
 # --------------------------------------------------------------------------- rendered level
@@ -482,7 +570,8 @@ def _show(v: Any) -> str:
 
 
 def format_text(diffs: list[Difference], title: str,
-                unused: list[Acceptance] = ()) -> str:
+                unused: list[Acceptance] = (), labels: tuple[str, str] = ("from", "to")
+                ) -> str:
     counts = summary(diffs)
     accepted = f"{counts['accepted']} accepted, " if counts["accepted"] else ""
     lines = [f"{title}: {len(diffs)} differences "
@@ -501,6 +590,8 @@ def format_text(diffs: list[Difference], title: str,
         for d in group:
             lines.append(f"  {d.path}")
             lines.append(f"      {_show(d.from_value)}  ->  {_show(d.to_value)}")
+            if d.from_source is not None and d.to_source is not None:
+                lines.append(f"      {labels[0]}: {d.from_source}   {labels[1]}: {d.to_source}")
             lines.append(f"      rule: {d.rule} — {d.reason}")
             if d.accepted is not None:
                 a = d.accepted
