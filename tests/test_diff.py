@@ -365,3 +365,58 @@ def test_the_rendered_level_has_no_source() -> None:
                for d in data["differences"])
     text, _ = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered")
     assert "kind:1: " not in text
+
+
+# --------------------------------------------------------------------------- the edge
+
+EDGE_REALISATION = ("services:\n  {svc}:\n    image: traefik:v3.6.12\n"
+                    "    command: [traefik]\n    args: ['--entryPoints.web.address=:80']\n"
+                    "    working_dir: /srv\n    user: '65532'\n")
+
+
+def test_the_edge_realisation_differs_as_transport(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, EDGE_REALISATION.format(svc="edge"))
+    data, code = run_diff(repo_copy)
+    assert code == 0, [d for d in data["differences"] if d["class"] == "contract"]
+    found = {p: (d["class"], d["rule"]) for p, d in by_path(data).items()
+             if p.startswith("services.edge.")}
+    assert found == {"services.edge.image": ("transport", "edge-image"),
+                     "services.edge.command": ("transport", "edge-command"),
+                     "services.edge.args": ("transport", "edge-args"),
+                     "services.edge.working_dir": ("transport", "edge-working-dir"),
+                     "services.edge.user": ("transport", "edge-user")}
+    image = by_path(data)["services.edge.image"]
+    assert image["reason"] == ("decision 0007 realises the edge per mode (nginx in compose, "
+                               "the edge controller in kind); its ports, routes, env and "
+                               "readiness stay contract")
+    assert image["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 3)
+
+
+def test_the_same_change_to_another_service_stays_contract(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, EDGE_REALISATION.format(svc="web"))
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    contract = {p: d["rule"] for p, d in by_path(data).items() if d["class"] == "contract"}
+    assert contract == {f"services.web.{f}": "(none)"
+                        for f in ("image", "command", "args", "working_dir", "user")}
+
+
+def test_the_edge_contract_stays_contract(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "services:\n  edge:\n    ports:\n      - {name: https, port: 8443}\n"
+                            "    env: !merge(missing_ok)\n      LOG_LEVEL: debug\n"
+                            "    readiness:\n      http: {path: /ready}\n")
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    contract = {p for p, d in by_path(data).items() if d["class"] == "contract"}
+    assert contract == {"services.edge.ports[https].port", "services.edge.env.LOG_LEVEL",
+                        "services.edge.readiness.http.path"}
+
+
+def test_when_edge_is_a_known_condition(repo_copy: Path) -> None:
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    policy.write_text("rules:\n  - id: x\n    path: stack.name\n    class: transport\n"
+                      "    when: egde\n    reason: r\n")
+    with pytest.raises(InputError) as exc:
+        cli.diff(repo_copy, "compose", "kind", 1)
+    assert exc.value.render() == ("base/parity-policy.yaml:5: rules[0].when: when 'egde' is "
+                                  "not one of same-reference, edge")

@@ -71,9 +71,15 @@ def test_the_default_stack_passes_every_rule(mode: str, phase: int, profile: str
 
 
 def test_every_rule_is_in_the_error_catalogue() -> None:
+    import subprocess
+    import sys
+
     catalogue = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
     for r in rules.RULES:
         assert f"### {r.id}" in catalogue, f"docs/errors.md lacks rule {r.id}"
+    stale = subprocess.run([sys.executable, str(ROOT / "tests" / "gen_rules_doc.py"),
+                            "--check"]).returncode
+    assert stale == 0, "docs/errors.md shows old rule messages: python tests/gen_rules_doc.py"
 
 
 def test_lint_runs_the_rules_and_exits_1(repo_copy: Path) -> None:

@@ -183,7 +183,7 @@ def _pattern(glob: str) -> re.Pattern:
 
 POLICY_FILE = Path("base") / "parity-policy.yaml"
 _RULE_KEYS = ("id", "path", "class", "reason", "when", "level")
-_WHEN = ("same-reference",)
+_WHEN = ("same-reference", "edge")
 
 
 def load_policy(root: Path) -> list[Rule]:
@@ -292,11 +292,17 @@ def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
     return out
 
 
-def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> tuple[str, str, str]:
+def classify(rules: list[Rule], path: str, level: str, same_reference: bool,
+             edge: bool = False) -> tuple[str, str, str]:
+    """The first rule that matches ``path`` and whose condition holds: ``same-reference``
+    (both sides wrote the same reference template) or ``edge`` (the service in the
+    path has ``role: edge`` on both sides)."""
     for rule in rules:
         if not rule.matches(path, level):
             continue
         if rule.when == "same-reference" and not same_reference:
+            continue
+        if rule.when == "edge" and not edge:
             continue
         return rule.cls, rule.id, rule.reason
     return "contract", "(none)", NO_RULE
@@ -413,6 +419,9 @@ def model_view(resolved) -> tuple[dict, dict]:
     return view, raw
 
 
+_SERVICE = re.compile(r"services\.([^.\[\]]+)")
+
+
 def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
                level: str = "model") -> list[Difference]:
     out: list[Difference] = []
@@ -426,6 +435,7 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
                                   "(present)" if name in sb else ABSENT, cls, rule, reason,
                                   parts=("services", name)))
     common = set(sa) & set(sb)
+    edges = {n for n in common if sa[n].get("role") == "edge" == sb[n].get("role")}
     parts: dict[str, tuple] = {}
     fa = flatten({**{k: v for k, v in a.items() if k != "services"},
                   "services": {k: v for k, v in sa.items() if k in common}}, parts=parts)
@@ -437,7 +447,9 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
         if va == vb:
             continue
         same_ref = path in ra and path in rb and ra[path] == rb[path]
-        cls, rule, reason = classify(rules, path, level, same_ref)
+        svc = _SERVICE.match(path)
+        edge = svc is not None and svc.group(1) in edges
+        cls, rule, reason = classify(rules, path, level, same_ref, edge)
         out.append(Difference(path, va, vb, cls, rule, reason, parts=parts[path]))
     return out
 

@@ -112,6 +112,13 @@ class Ctx:
     stack: Any
     services: dict = field(default_factory=dict)
 
+    def where(self, path: tuple) -> str | None:
+        """file:line of ``path`` in the merged tree, or None when absent."""
+        from .model import locate
+
+        node, loc = locate(self.tree, path)
+        return str(loc) if node is not None else None
+
     def strings(self, name: str) -> Iterator[tuple[tuple, str]]:
         """(path, raw string) of every env value and file content of a service."""
         svc = self.services[name]
@@ -132,32 +139,59 @@ def _outside_refs(text: str) -> str:
 
 # --------------------------------------------------------------------------- model rules
 
+BROWSER_KEY = re.compile(r"PUBLIC|BROWSER|REDIRECT|ORIGIN|CALLBACK|ISSUER|COOKIE|WEB_URL",
+                         re.I)
+
+
+def _identity_strings(c: Ctx) -> Iterator[tuple[tuple, str]]:
+    """The browser URIs of the realm's clients (identity.clients.*)."""
+    for cid, client in ((c.data.get("identity") or {}).get("clients") or {}).items():
+        for f in ("redirect_uris", "web_origins", "post_logout_redirect_uris"):
+            for i, value in enumerate((client or {}).get(f) or []):
+                if isinstance(value, str):
+                    yield ("identity", "clients", cid, f, i), value
+
+
 @rule("literal-browser-url", "a browser URL or the stack's domain written literally")
 def _literal_browser_url(c: Ctx):
     domain = c.stack.domain
-    pat = re.compile(r"(?<![\w.-])((?:[a-z0-9-]+\.)*" + re.escape(domain) + r")(?![\w-])",
+    pat = re.compile(r"(?<![\w-])\.?((?:[a-z0-9-]+\.)*" + re.escape(domain) + r")(?![\w-])",
                      re.I)
+    # a browser URL assembled by hand around the domain reference
+    built = re.compile(r"https?://[\w.-]*\$\{stack:domain\}(:\d+)?", re.I)
     loopback = re.compile(r"\bhttps?://(localhost|127\.0\.0\.1|\[::1\])(?::(\d+))?(?![\w.-])",
                           re.I)
-    for name in c.services:
-        for path, value in c.strings(name):
-            text = _outside_refs(value)
-            m = pat.search(text)
-            if m:
-                host = m.group(1).lower()
-                sub = host[: -len(domain)].rstrip(".")
-                routes = {r.host: r.name for r in c.stack.routes().values()}
-                ref = f"${{route:{routes[sub]}}}" if sub in routes else "${stack:domain}"
-                yield path, (f"'{m.group(1)}' is written literally: it stays the same "
-                             f"when the domain or the https port changes, in every mode"), \
-                    f"write {ref} (browser URLs follow stack.domain and the edge's port)"
-                continue
-            m = loopback.search(text)
-            own = {p["port"] for p in c.services[name].get("ports") or []}
-            if m and not (m.group(2) and int(m.group(2)) in own):  # itself: fine
-                yield path, (f"'{m.group(0)}' only reaches the developer's machine, never "
-                             "a service inside compose or kind"), \
-                    "use ${route:NAME} for a browser URL or ${service:NAME.PORT} inside"
+    routes = {r.host: r.name for r in c.stack.routes().values()}
+    strings = [(n, path, value) for n in c.services for path, value in c.strings(n)]
+    strings += [(None, path, value) for path, value in _identity_strings(c)]
+    for name, path, value in strings:
+        text = _outside_refs(value)
+        m = pat.search(text)
+        if m:
+            host = m.group(1).lower()
+            sub = host[: -len(domain)].rstrip(".")
+            ref = f"${{route:{routes[sub]}}}" if sub in routes else "${stack:domain}"
+            yield path, (f"'{m.group(0)}' is written literally: it stays the same "
+                         f"when the domain or the https port changes, in every mode"), \
+                f"write {ref} (browser URLs follow stack.domain and the edge's port)"
+            continue
+        m = built.search(value)
+        if m:
+            yield path, (f"'{m.group(0)}' builds a browser URL by hand around "
+                         "${stack:domain}: its scheme, host and port do not follow the "
+                         "routes and the edge's https port"), \
+                "write ${route:NAME} (the route's browser URL, port included)"
+            continue
+        m = loopback.search(text)
+        if not m:
+            continue
+        key = str(path[3]) if len(path) > 3 and path[2] == "env" else ""
+        own = {p["port"] for p in (c.services.get(name) or {}).get("ports") or []}
+        if m.group(2) and int(m.group(2)) in own and key and not BROWSER_KEY.search(key):
+            continue  # the service talking to itself (a CLI address): fine
+        yield path, (f"'{m.group(0)}' only reaches the developer's machine, never "
+                     "a service inside compose or kind"), \
+            "use ${route:NAME} for a browser URL or ${service:NAME.PORT} inside"
 
 
 def _service_names(c: Ctx) -> dict[str, dict[str, int]]:
@@ -278,8 +312,11 @@ def _undeclared_dependency(c: Ctx):
                 if ref.kind not in ("service", "host", "port") or ref.target == name:
                     continue
                 if ref.target in c.services and ref.target not in reach[name]:
+                    deps = c.where(("services", name, "depends_on"))
+                    note = f" (its depends_on is set at {deps})" if deps else ""
                     yield path, (f"{name} reaches {ref.target} ({ref.text}) but does not "
-                                 f"depend on it, so it may start first in either mode"), \
+                                 f"depend on it, so it may start first in either mode"
+                                 f"{note}"), \
                         (f"add {ref.target} to services.{name}.depends_on (in the layer of "
                          f"the phase that adds {ref.target})")
                     break
@@ -306,6 +343,28 @@ def _plain_credential(c: Ctx):
                     f"{key} looks like a credential but is a plain value: it lands in the "
                     "compose file, a kind ConfigMap and every diff"), \
                     "declare it under secrets: (generate: N) and write {secret: NAME, key: KEY}"
+    userinfo = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@", re.I)
+    assignment = re.compile(r"(?im)^[ \t]*[\w.-]*(password|passwd|secret|token|api_?key)"
+                            r"[\w.-]*[ \t]*[:=][ \t]*['\"]?([^\s'\"#]+)")
+    for name in c.services:
+        for path, value in c.strings(name):
+            text = _outside_refs(value)
+            m = userinfo.search(text)
+            if m and not m.group(1).startswith("$"):
+                yield path, ("a URL carries a password in its user info "
+                             f"('{m.group(0)[:m.start(1) - m.start(0)]}…@'): it lands in "
+                             "the compose file, a ConfigMap and every diff"), \
+                    "deliver the password as a secret ({secret: NAME, key: KEY}) and let " \
+                    "the app build the URL"
+                continue
+            if path[2] == "files":
+                m = assignment.search(value)  # raw: a $${VAR} placeholder is fine
+                if m and not m.group(2).startswith(("$", "{", "<", "%")) and \
+                        m.group(2).strip() and m.group(2) not in ("null", "none", "''"):
+                    yield path, (f"the file sets {m.group(1).lower()} to a plain value: files "
+                                 "are ConfigMaps in kind and plain files in compose"), \
+                        "mount the value with secret_files (a Secret), or read it from a " \
+                        "secret env variable"
     for sname, secret in (c.data.get("secrets") or {}).items():
         for key, spec in ((secret or {}).get("keys") or {}).items():
             if isinstance(spec, dict) and "value" in spec and looks_like_credential(key):
@@ -445,6 +504,28 @@ def _dependency_scaled_to_zero(c: Ctx):
                     f"{dep} has 0 replicas but {name} depends on it: up waits for it forever "
                     "and the cluster never starts it"), \
                     f"give {dep} at least 1 replica, or remove it from {name}'s depends_on"
+
+
+_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024,
+          "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
+
+
+def quantity(text: str) -> float:
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?", str(text))
+    return float(m.group(1)) * _UNITS[m.group(2) or ""] if m else float("nan")
+
+
+@rule("limits-below-requests", "a resource limit below its request", modes=("kind",))
+def _limits_below_requests(c: Ctx):
+    for name, svc in c.services.items():
+        res = svc.get("resources") or {}
+        for r, req in (res.get("requests") or {}).items():
+            lim = (res.get("limits") or {}).get(r)
+            if lim is not None and quantity(lim) < quantity(req):
+                yield ("services", name, "resources", "limits", r), (
+                    f"the {r} limit {lim} is below the request {req}: the API server "
+                    "refuses the pod"), \
+                    f"raise limits.{r} to at least {req}, or lower requests.{r}"
 
 
 @rule("unknown-storage-class", "a storage class the kind cluster does not have",
