@@ -38,6 +38,7 @@ def test_default_stack_has_no_contract_drift(phase: int) -> None:
                           "to_source"}
         for side in ("from_source", "to_source"):
             assert set(d[side]) == {"layer", "file", "line", "absent"}
+    assert data["hidden_by_local"] == []
 
 
 CONTRACT_CASES = {
@@ -420,3 +421,87 @@ def test_when_edge_is_a_known_condition(repo_copy: Path) -> None:
         cli.diff(repo_copy, "compose", "kind", 1)
     assert exc.value.render() == ("base/parity-policy.yaml:5: rules[0].when: when 'egde' is "
                                   "not one of same-reference, edge")
+
+
+# --------------------------------------------------------------------------- local overlays
+
+def local(root: Path, rel: str, text: str) -> None:
+    path = root / "overlays" / "local" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_shared_local_value_that_hides_a_mode_difference_warns(repo_copy: Path) -> None:
+    local(repo_copy, "x.yaml", "services:\n  api:\n    replicas: 3\n")
+    text, code = cli.diff(repo_copy, "compose", "kind", 1)
+    assert code == 0
+    assert "  services.api.replicas\n" not in text
+    assert text.endswith(
+        "\n\nWARNING: overlays/local/x.yaml:3 sets services.api.replicas for both modes and "
+        "hides a difference overlays/modes/kind.yaml:9 introduced (compose 1, kind 2)\n"
+        "  (overlays/local/*.yaml applies to every mode; a change for one mode goes in "
+        "overlays/local/<mode>/. The exit code ignores these warnings.)")
+    data, code = run_diff(repo_copy)
+    assert code == 0
+    assert data["hidden_by_local"] == [{
+        "path": "services.api.replicas", "from": 1, "to": 2, "class": "placement",
+        "class_with_local": None,
+        "local_source": src("local", "overlays/local/x.yaml", 3),
+        "introduced_by": [src("mode:kind", "overlays/modes/kind.yaml", 9)],
+        "message": "WARNING: overlays/local/x.yaml:3 sets services.api.replicas for both "
+                   "modes and hides a difference overlays/modes/kind.yaml:9 introduced "
+                   "(compose 1, kind 2)"}]
+
+
+def test_a_shared_local_value_that_turns_contract_into_transport_warns(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "stack:\n  internal_dns: '{service}.{namespace}.svc.cluster.local'\n"
+                            "services:\n  api:\n    env:\n      DATABASE_HOST: ${host:redis}\n")
+    local(repo_copy, "x.yaml", "services:\n  api:\n    env:\n"
+                               "      DATABASE_HOST: ${host:postgres}\n")
+    data, code = run_diff(repo_copy)
+    assert code == 0  # the warning does not change the exit code
+    [hidden] = data["hidden_by_local"]
+    assert (hidden["class"], hidden["class_with_local"]) == ("contract", "transport")
+    assert hidden["message"] == (
+        "WARNING: overlays/local/x.yaml:4 sets services.api.env.DATABASE_HOST for both modes "
+        "and hides a difference overlays/modes/kind.yaml:6 introduced (compose postgres, kind "
+        "redis.parity.svc.cluster.local): contract without the shared local layers, "
+        "transport with them")
+
+
+def test_a_shared_local_removal_is_located_in_the_local_file(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "services:\n  api:\n    env: !merge(children_missing_ok)\n"
+                            "      DEBUG_PORT: '5005'\n")
+    local(repo_copy, "x.yaml", "services:\n  api:\n    env:\n      DATABASE_NAME: platform\n"
+                               "      DEBUG_PORT: !remove(missing_ok)\n")
+    [hidden] = run_diff(repo_copy)[0]["hidden_by_local"]
+    assert hidden["path"] == "services.api.env.DEBUG_PORT"
+    assert hidden["local_source"] == src("local", "overlays/local/x.yaml", 5)
+    assert hidden["introduced_by"] == [src("mode:kind", "overlays/modes/kind.yaml", 4)]
+
+
+def test_a_one_mode_local_value_is_a_difference_not_a_warning(repo_copy: Path) -> None:
+    local(repo_copy, "kind/x.yaml", "services:\n  api:\n    replicas: 3\n")
+    data, code = run_diff(repo_copy)
+    assert code == 0 and data["hidden_by_local"] == []
+    d = by_path(data)["services.api.replicas"]
+    assert (d["from"], d["to"]) == (1, 3)
+    assert d["to_source"] == src("local:kind", "overlays/local/kind/x.yaml", 3)
+
+
+def test_the_extra_load_happens_only_between_modes_with_shared_local_files(
+        repo_copy: Path, monkeypatch) -> None:
+    from parity import model
+
+    loads = []
+    real = model.load
+    monkeypatch.setattr(model, "load", lambda root, sel: loads.append(sel) or real(root, sel))
+    run_diff(repo_copy)
+    assert len(loads) == 2  # no overlays/local/*.yaml: nothing more
+    local(repo_copy, "x.yaml", "{}\n")
+    loads.clear()
+    cli.diff(repo_copy, "kind:1", "kind:2", None)
+    assert len(loads) == 2  # one mode: nothing more
+    loads.clear()
+    run_diff(repo_copy)
+    assert [s.shared_local for s in loads] == [True, True, False, False]

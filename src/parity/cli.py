@@ -105,6 +105,7 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
     policy = d.load_policy(root)
     rules = policy.rules
     labels: tuple[str, str] = ("from", "to")
+    hidden: list = []
     mode_a, phase_a = parse_side(side_from, phase)
     mode_b, phase_b = parse_side(side_to, phase)
     sel_a = selection(mode_a, phase_a, profile, sets)
@@ -135,13 +136,18 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
         a, b = model.load(root, sel_a), model.load(root, sel_b)
         diffs = d.diff_resolved(a, b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
-        labels = (sel_a.mode, sel_b.mode) if sel_a.mode != sel_b.mode else \
-            (f"{sel_a.mode}:{sel_a.phase}", f"{sel_b.mode}:{sel_b.phase}")
+        if sel_a.mode != sel_b.mode:
+            labels = (sel_a.mode, sel_b.mode)
+            # between modes: what the shared overlays/local/*.yaml hide (one more
+            # load, only here and only when such a file applies)
+            hidden = d.hidden_by_local(root, a, b, diffs, rules, labels)
+        else:
+            labels = (f"{sel_a.mode}:{sel_a.phase}", f"{sel_b.mode}:{sel_b.phase}")
     diffs, unused = policy.accept(diffs, datetime.date.today(),
                                   "rendered" if against is not None or level == "rendered"
                                   else "model")
-    text = d.format_json(diffs, title, unused) if fmt == "json" \
-        else d.format_text(diffs, title, unused, labels)
+    text = d.format_json(diffs, title, unused, hidden) if fmt == "json" \
+        else d.format_text(diffs, title, unused, labels, hidden)
     return text, 1 if d.summary(diffs)["contract"] else 0
 
 

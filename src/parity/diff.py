@@ -501,6 +501,120 @@ def model_diff(root: Path, sel_a, sel_b, rules: list[Rule] | None = None) -> lis
     return diff_resolved(model.load(root, sel_a), model.load(root, sel_b), rules)
 
 
+# --------------------------------------------------------------------------- hidden by local
+
+@dataclass(frozen=True)
+class Hidden:
+    """A difference between two modes that the shared local overlays hide (or
+    reclassify): it exists without ``overlays/local/*.yaml``, not (or not so) with it."""
+
+    path: str
+    from_value: Any
+    to_value: Any
+    cls: str                    # the class without the shared local layers
+    cls_with_local: str | None  # the class with them; None: no difference at all
+    local: Source | None        # the shared local entry that sets the path, if direct
+    local_files: tuple[str, ...]
+    introduced_by: tuple[Source, ...]
+    labels: tuple[str, str]
+
+    def message(self) -> str:
+        if self.local is not None:
+            who = f"{_where(self.local)} sets {self.path} for both modes"
+        else:
+            who = (f"{', '.join(self.local_files)} change(s) {self.path} for both modes "
+                   "through another value")
+        intro = " and ".join(_where(s) for s in self.introduced_by)
+        text = (f"WARNING: {who} and hides a difference {intro} introduced "
+                f"({self.labels[0]} {_show(self.from_value)}, "
+                f"{self.labels[1]} {_show(self.to_value)})")
+        if self.cls_with_local is not None:
+            text += f": {self.cls} without the shared local layers, {self.cls_with_local} with them"
+        return text
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "from": self.from_value, "to": self.to_value,
+                "class": self.cls, "class_with_local": self.cls_with_local,
+                "local_source": self.local.as_json() if self.local else None,
+                "introduced_by": [s.as_json() for s in self.introduced_by],
+                "message": self.message()}
+
+
+def _where(src: Source) -> str:
+    if src.file is None:
+        return "a schema default"
+    return f"{src.file}:{src.line}" if src.line else src.file
+
+
+def _introducers(d: Difference) -> tuple[Source, ...]:
+    """The side(s) whose value makes the difference: the mode-specific layers
+    (mode:X, local:X) when they are the source, else every side that has one."""
+    sides = [s for s in (d.from_source, d.to_source) if s is not None]
+    if len(sides) == 2 and sides[0] == sides[1]:
+        return (sides[0],)
+    present = [s for s in sides if not s.absent] or sides
+    specific = [s for s in present if s.layer.startswith(("mode:", "local:"))]
+    return tuple(specific or present)
+
+
+def _local_entry(local_layers: list, trees: tuple[Map, ...], parts: tuple) -> Source | None:
+    """Where a shared local overlay sets (or removes) the value at ``parts``: the
+    newest local file that names the path, or replaces or removes a parent of it;
+    else the newest local entry in the merged node's history. None when the value
+    changed only through another one (e.g. a reference's resolution)."""
+    from .layers import _load_layer
+    from .model import locate
+
+    for layer in reversed(local_layers):
+        overlay = _load_layer(layer)
+        for depth in range(len(parts), 0, -1):
+            node, _ = locate(overlay, parts[:depth])
+            if node is None:
+                continue
+            if depth == len(parts) or (node.op is not None
+                                       and node.op.name in ("replace", "remove")):
+                return Source.of(node.loc)
+            break
+    for tree in trees:
+        node, _ = locate(tree, parts)
+        if node is not None:
+            loc = next((x for x in reversed(node.hist) if x.layer == "local"), None)
+            if loc is not None:
+                return Source.of(loc)
+    return None
+
+
+def hidden_by_local(root: Path, a, b, diffs: list[Difference], rules: list[Rule],
+                    labels: tuple[str, str]) -> list[Hidden]:
+    """Compare two loaded selections again without the shared local overlays
+    (``overlays/local/*.yaml``); every path that differs without them but not with
+    them, or differs in another class, is a difference they hide. Loads nothing when
+    no shared local overlay applies."""
+    from dataclasses import replace as dc_replace
+
+    from . import model
+    from .model import enabled_tree
+
+    local_layers = [layer for layer in a.layers if layer.name == "local"]
+    local_files = tuple(layer.rel for layer in local_layers)
+    if not local_files:
+        return []
+    bare = diff_resolved(model.load(root, dc_replace(a.selection, shared_local=False)),
+                         model.load(root, dc_replace(b.selection, shared_local=False)), rules)
+    now = {d.path: d for d in diffs}
+    trees = (enabled_tree(a), enabled_tree(b))
+    out: list[Hidden] = []
+    for d in bare:
+        hit = now.get(d.path)
+        if hit is not None and hit.cls == d.cls:
+            continue
+        local = _local_entry(local_layers, trees, d.parts)
+        out.append(Hidden(d.path, d.from_value, d.to_value, d.cls,
+                          hit.cls if hit is not None else None, local, local_files,
+                          _introducers(d), labels))
+    return out
+
+
 # --------------------------------------------------------------------------- rendered level
 
 def _load_docs(text: str) -> list[dict]:
@@ -582,8 +696,8 @@ def _show(v: Any) -> str:
 
 
 def format_text(diffs: list[Difference], title: str,
-                unused: list[Acceptance] = (), labels: tuple[str, str] = ("from", "to")
-                ) -> str:
+                unused: list[Acceptance] = (), labels: tuple[str, str] = ("from", "to"),
+                hidden: list[Hidden] = ()) -> str:
     counts = summary(diffs)
     accepted = f"{counts['accepted']} accepted, " if counts["accepted"] else ""
     lines = [f"{title}: {len(diffs)} differences "
@@ -616,15 +730,21 @@ def format_text(diffs: list[Difference], title: str,
         lines.append("\nACCEPTED, BUT MATCHED NOTHING HERE (remove them once the drift is "
                      "fixed)")
         lines += [f"  {a.id}: {a.path} ({a.where})" for a in unused]
+    if hidden:
+        lines.append("")
+        lines += [h.message() for h in hidden]
+        lines.append("  (overlays/local/*.yaml applies to every mode; a change for one mode "
+                     "goes in overlays/local/<mode>/. The exit code ignores these warnings.)")
     return "\n".join(lines)
 
 
 def format_json(diffs: list[Difference], title: str,
-                unused: list[Acceptance] = ()) -> str:
+                unused: list[Acceptance] = (), hidden: list[Hidden] = ()) -> str:
     import json
 
     counts = summary(diffs)
     return json.dumps({"comparison": title, "contract_differences": counts["contract"],
                        "counts": counts, "differences": [d.as_json() for d in diffs],
-                       "unused_acceptances": [a.id for a in unused]},
+                       "unused_acceptances": [a.id for a in unused],
+                       "hidden_by_local": [h.as_json() for h in hidden]},
                       indent=2, default=str)
