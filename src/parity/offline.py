@@ -129,6 +129,8 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
         contract = [f"{d.path}: {d.from_value} -> {d.to_value} (rule {d.rule})"
                     + (f"; acceptance {d.expired.id} expired on {d.expired.until}"
                        if d.expired else "")
+                    + (f"\n    compose: {d.from_source}   kind: {d.to_source}"
+                       if d.from_source is not None and d.to_source is not None else "")
                     for d in diffs if d.failing]
         accepted = f", {counts['accepted']} accepted" if counts["accepted"] else ""
         rows.append(Row(f"compose~kind:{phase}", "parity diff (no contract drift)",
