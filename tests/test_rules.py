@@ -15,21 +15,14 @@ import pytest
 from parity import cli, model, rules
 from parity.errors import InputError
 
-from filetest import read_case, write_case
+from filetest import apply_edits, read_case, write_case
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted((Path(__file__).parent / "golden" / "rules").glob("*.txt"))
 
 
 def apply(root: Path, sections: dict[str, str]) -> dict[str, str]:
-    for name, body in sections.items():
-        if name.startswith("file: "):
-            target = root / name[6:].strip()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body, encoding="utf-8")
-        elif name.startswith("append: "):
-            target = root / name[8:].strip()
-            target.write_text(target.read_text(encoding="utf-8") + body, encoding="utf-8")
+    apply_edits(root, sections)
     return dict(w.split("=", 1) for w in shlex.split(sections.get("args", "")))
 
 

@@ -243,6 +243,22 @@ def load_policy(root: Path) -> list[Rule]:
 _ACCEPT_KEYS = ("id", "path", "reason", "until", "level")
 
 
+def parse_until(value, item, base: str) -> date:
+    """The ``until:`` of a policy entry (an accepted difference or a waiver) as a
+    date; anything else is an InputError at its line."""
+    until = value
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until)
+        except ValueError:
+            until = None
+    if not isinstance(until, date):
+        raise InputError(f"until '{value}' is not a date",
+                         where=str(item.entries["until"].loc), path=f"{base}.until",
+                         hint="write the last day it holds as YYYY-MM-DD")
+    return until
+
+
 def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
     if node is None:
         return []
@@ -270,16 +286,7 @@ def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
             if k in data and not isinstance(data[k], str):
                 raise InputError(f"'{k}' must be a string", where=str(item.entries[k].loc),
                                  path=f"{base}.{k}")
-        until = data["until"]
-        if isinstance(until, str):
-            try:
-                until = date.fromisoformat(until)
-            except ValueError:
-                until = None
-        if not isinstance(until, date):
-            raise InputError(f"until '{data['until']}' is not a date",
-                             where=str(item.entries["until"].loc), path=f"{base}.until",
-                             hint="write the last day it holds as YYYY-MM-DD")
+        until = parse_until(data["until"], item, base)
         if data.get("level", "model") not in ("model", "rendered"):
             raise InputError(f"level '{data['level']}' is not one of model, rendered",
                              where=str(item.entries["level"].loc), path=f"{base}.level")

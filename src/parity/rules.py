@@ -546,6 +546,7 @@ def _unknown_storage_class(c: Ctx):
 
 def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
     """``waivers:`` of the policy file (bad entries are InputError, exit 2)."""
+    from .diff import parse_until
     from .yamlio import load_file
 
     path = root / POLICY_FILE
@@ -585,16 +586,7 @@ def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
             raise InputError(f"rule '{data['rule']}' cannot be waived",
                              where=str(item.entries["rule"].loc), path=f"{base}.rule",
                              hint="fix the model instead")
-        until = data["until"]
-        if isinstance(until, str):
-            try:
-                until = date.fromisoformat(until)
-            except ValueError:
-                until = None
-        if not isinstance(until, date):
-            raise InputError(f"until '{data['until']}' is not a date",
-                             where=str(item.entries["until"].loc), path=f"{base}.until",
-                             hint="write the last day it holds as YYYY-MM-DD")
+        until = parse_until(data["until"], item, base)
         out.append(Waiver(data["rule"], str(data["path"]), str(data["reason"]), until,
                           where, expired=until < today))
     return out
