@@ -1,9 +1,11 @@
 """Seeded topology faults (``nox -s faults``): how many of them the offline parity lane
 catches, and whether its message names the file and line the developer got wrong.
 
-    python bench/faults.py [-k SUBSTRING] [--jobs N] [--json [FILE]] [--verbose]
+    python bench/faults.py [--corpus DIR] [-k SUBSTRING] [--jobs N] [--json [FILE]] [--verbose]
 
-Each case is ``bench/faults/<category>/<name>.yaml``:
+Each case is ``<corpus>/<category>/<name>.yaml``; the corpus is ``bench/faults/`` unless
+``--corpus DIR`` names another (``bench/faults-heldout/`` is a held-out corpus nobody
+tunes the checks against):
 
     description: what a developer did wrong and why compose would not show it
     expect: caught            # or clean: a legitimate difference that must pass
@@ -326,22 +328,33 @@ def report(results: list[Result], seconds: float, width: int = 180) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=CASES, metavar="DIR",
+                    help="the directory of <category>/<name>.yaml cases (default: "
+                    "bench/faults)")
     ap.add_argument("-k", dest="filter", default="", help="only cases whose category/name "
                     "contains this")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--json", nargs="?", const=str(CASES / "results.json"), default=None,
+    ap.add_argument("--json", nargs="?", const="", default=None,
                     metavar="FILE", help="write the results as JSON (default FILE: "
-                    "bench/faults/results.json)")
+                    "<corpus>/results.json)")
     ap.add_argument("--verbose", "-v", action="store_true",
                     help="print every problem of every case")
     ap.add_argument("--show-edits", action="store_true",
                     help="print each case's edits as a diff of the files, run nothing")
     args = ap.parse_args(argv)
 
-    paths = sorted(p for p in CASES.glob("*/*.yaml") if args.filter in
+    corpus = args.corpus.resolve()
+    if not corpus.is_dir() and not args.corpus.is_absolute():
+        corpus = ROOT / args.corpus        # relative to the repository, not the cwd
+    if not corpus.is_dir():
+        print(f"--corpus {args.corpus}: no such directory", file=sys.stderr)
+        return 2
+    if args.json == "":
+        args.json = str(corpus / "results.json")
+    paths = sorted(p for p in corpus.glob("*/*.yaml") if args.filter in
                    f"{p.parent.name}/{p.stem}")
     if not paths:
-        print(f"no cases under {CASES} match {args.filter!r}", file=sys.stderr)
+        print(f"no cases under {corpus} match {args.filter!r}", file=sys.stderr)
         return 0
     if args.show_edits:
         for p in paths:
