@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted((Path(__file__).parent / "golden" / "rules").glob("*.txt"))
 
 
+@pytest.fixture(autouse=True)
+def machine(monkeypatch):
+    """The kind node's capacity is this machine's; the goldens assume 4 CPUs, 8 GiB."""
+    monkeypatch.setattr(rules, "_machine", lambda: (4.0, 8.0 * 1024 ** 3))
+
+
 def apply(root: Path, sections: dict[str, str]) -> dict[str, str]:
     apply_edits(root, sections)
     return dict(w.split("=", 1) for w in shlex.split(sections.get("args", "")))

@@ -159,8 +159,9 @@ def _literal_browser_url(c: Ctx):
                      re.I)
     # a browser URL assembled by hand around the domain reference
     built = re.compile(r"https?://[\w.-]*\$\{stack:domain\}(:\d+)?", re.I)
-    loopback = re.compile(r"\bhttps?://(localhost|127\.0\.0\.1|\[::1\])(?::(\d+))?(?![\w.-])",
-                          re.I)
+    loopback = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|(?<![\w.-]))(localhost|127\.0\.0\.1|"
+                          r"\[::1\]|host\.docker\.internal|host\.containers\.internal|"
+                          r"gateway\.docker\.internal)(?::(\d+))?(?![\w.-])", re.I)
     routes = {r.host: r.name for r in c.stack.routes().values()}
     strings = [(n, path, value) for n in c.services for path, value in c.strings(n)]
     strings += [(None, path, value) for path, value in _identity_strings(c)]
@@ -187,11 +188,16 @@ def _literal_browser_url(c: Ctx):
             continue
         key = str(path[3]) if len(path) > 3 and path[2] == "env" else ""
         own = {p["port"] for p in (c.services.get(name) or {}).get("ports") or []}
-        if m.group(2) and int(m.group(2)) in own and key and not BROWSER_KEY.search(key):
-            continue  # the service talking to itself (a CLI address): fine
-        yield path, (f"'{m.group(0)}' only reaches the developer's machine, never "
-                     "a service inside compose or kind"), \
+        if m.group(2) and int(m.group(2)) in own and SELF_KEY.search(key):
+            continue  # the service's own CLI talking to it (BAO_ADDR, …): fine
+        what = ("the Docker host" if "internal" in m.group(1).lower()
+                else "the container itself (in compose and kind alike), never another "
+                     "service or the browser's machine")
+        yield path, f"'{m.group(0)}' reaches {what}", \
             "use ${route:NAME} for a browser URL or ${service:NAME.PORT} inside"
+
+
+SELF_KEY = re.compile(r"(^|_)(ADDR|LISTEN|BIND|HEALTHCHECK)(_|$)", re.I)
 
 
 def _service_names(c: Ctx) -> dict[str, dict[str, int]]:
@@ -213,9 +219,16 @@ def _literal_service_address(c: Ctx):
                           rf":(\d+)(?![\d])")
     url = re.compile(rf"\b[a-z][a-z0-9+.-]*://({alt})(?:\.{ns}(?:\.svc(?:\.cluster\.local)?)?)?"
                      rf"(?=[/:?#]|$)")
+    container = re.compile(rf"(?<![\w.-]){re.escape(c.stack.name)}[-_]({alt})[-_]\d+(?![\w.-])")
     for name in c.services:
         for path, value in c.strings(name):
             text = _outside_refs(value)
+            m = container.search(text)
+            if m:
+                yield path, (f"'{m.group(0)}' is a compose container name of {m.group(1)}: "
+                             "no such host in kind, and compose renames it with the "
+                             "project"), f"write ${{host:{m.group(1)}}}"
+                continue
             m = hostport.search(text)
             if m and int(m.group(2)) in names[m.group(1)].values():
                 port = next(p for p, n in names[m.group(1)].items() if n == int(m.group(2)))
@@ -326,7 +339,11 @@ CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIV
                         r"ACCESS_?KEY|CREDENTIALS?|SIGNING_?KEY|ENCRYPTION_?KEY|(^|_)PW$|"
                         r"(^|_)PWD$)", re.I)
 NOT_CREDENTIAL = re.compile(r"(_FILE|_PATH|_DIR|_ID|_NAME|_URL|_URI|PUBLIC|_LENGTH|_TTL|"
-                            r"_ENABLED|_HEADER|_ISSUER|_ALGORITHM|_TYPE|_MODE)$", re.I)
+                            r"_ENABLED|_HEADER|_ISSUER|_ALGORITHM|_TYPE|_MODE|_REALM|_METHOD|"
+                            r"_POLICY|_ROTATION|_EXPIRY|_EXPIRES|_LIFESPAN)$", re.I)
+CREDENTIAL_FLAG = re.compile(r"^--?([\w.-]*(password|passwd|secret|token|api-?key|"
+                             r"private-?key|access-?key|credentials?)[\w.-]*)(=(.*))?$", re.I)
+PASSWORD_HASH = re.compile(r"(?m)^[\w.@-]+:(\$2[aby]\$\d\d\$|\$[156]\$|\{SHA\}|\$apr1\$)")
 
 
 def looks_like_credential(key: str) -> bool:
@@ -365,6 +382,28 @@ def _plain_credential(c: Ctx):
                                  "are ConfigMaps in kind and plain files in compose"), \
                         "mount the value with secret_files (a Secret), or read it from a " \
                         "secret env variable"
+    for name, svc in c.services.items():
+        for field_name in ("command", "args"):
+            items = svc.get(field_name) or []
+            for i, item in enumerate(items):
+                m = CREDENTIAL_FLAG.match(str(item))
+                if not m:
+                    continue
+                value = m.group(4) if m.group(3) else (items[i + 1] if i + 1 < len(items)
+                                                       else "")
+                if value and not str(value).startswith(("$", "-", "/")):
+                    yield ("services", name, field_name, i), (
+                        f"{m.group(1)} is given on the command line as a plain value: it "
+                        "shows in the process list, the compose file and the pod spec"), \
+                        "put it in a secret env variable and pass \"$VAR\" (or read it " \
+                        "from a secret file)"
+                    break
+        for f in svc.get("files") or []:
+            if PASSWORD_HASH.search(f.get("content") or ""):
+                yield ("services", name, "files", ListKey(f["name"]), "content"), (
+                    f"file {f['name']} holds password hashes: a ConfigMap in kind, a plain "
+                    "file in compose, readable to anyone who can read the render"), \
+                    "mount it with secret_files from a secret"
     for sname, secret in (c.data.get("secrets") or {}).items():
         for key, spec in ((secret or {}).get("keys") or {}).items():
             if isinstance(spec, dict) and "value" in spec and looks_like_credential(key):
@@ -476,14 +515,267 @@ def _internal_dns(c: Ctx):
             "keep {service} in internal_dns"
 
 
+_INTERNAL_REF = re.compile(r"\$\{(service|host|port):[^}]*\}")
+_URL_REF = re.compile(r"\b([a-z][a-z0-9+.-]*)://\$\{(service|host):([a-z][-a-z0-9]*)"
+                      r"(?:\.([a-z0-9][-a-z0-9]*))?\}", re.I)
+SCHEME_PROTOCOL = {"http": "http", "https": "http", "ws": "http", "wss": "http",
+                   "grpc": "grpc", "grpcs": "grpc"}
+
+
+@rule("internal-address-for-browser", "an address inside the runtime given to a browser")
+def _internal_for_browser(c: Ctx):
+    strings = [(path, value) for path, value in _identity_strings(c)]
+    for name in c.services:
+        for path, value in c.strings(name):
+            if path[2] == "env" and BROWSER_KEY.search(str(path[3])):
+                strings.append((path, value))
+    for path, value in strings:
+        m = _INTERNAL_REF.search(value)
+        if m:
+            yield path, (f"{m.group(0)} is an address inside the runtime, but this value "
+                         "is used by a browser, which only reaches the edge"), \
+                "write ${route:NAME} (or ${identity:issuer})"
+
+
+@rule("scheme-mismatch", "a URL whose scheme does not fit the port it names")
+def _scheme_mismatch(c: Ctx):
+    ports = {n: {p["name"]: p.get("protocol", "tcp") for p in s.get("ports") or []}
+             for n, s in c.services.items()}
+    for name in c.services:
+        for path, value in c.strings(name):
+            for m in _URL_REF.finditer(value):
+                scheme, kind, target, port = (m.group(1).lower(), m.group(2), m.group(3),
+                                              m.group(4))
+                if scheme in ("https", "wss", "grpcs"):
+                    yield path, (f"'{m.group(0)}…': services inside the runtime speak plain "
+                                 "protocols; TLS ends at the edge, and the internal name "
+                                 "has no certificate"), \
+                        f"use {scheme.rstrip('s')}:// inside, or ${{route:NAME}} through the edge"
+                    break
+                proto = ports.get(target, {}).get(port) if port else None
+                want = SCHEME_PROTOCOL.get(scheme, "tcp")
+                if proto and proto != "udp" and (proto == "http") != (want == "http") and \
+                        not (proto == "grpc" and want == "grpc"):
+                    yield path, (f"'{m.group(0)}': {scheme}:// on {target}'s port '{port}', "
+                                 f"which speaks {proto}"), \
+                        f"name the port of {target} that speaks {scheme}"
+                    break
+
+
+HOST_ONLY = re.compile(r"(^|_)(HOST|HOSTNAME)$")
+PORT_ONLY = re.compile(r"(^|_)PORT$")
+URL_KEY = re.compile(r"(^|_)(URL|URI|ENDPOINT)$")
+
+
+@rule("env-shape", "an env value of the wrong shape for its key")
+def _env_shape(c: Ctx):
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str):
+                continue
+            path = ("services", name, "env", key)
+            v = value.strip()
+            if HOST_ONLY.search(key) and (v.startswith("${service:") or
+                                          re.search(r"://|:\d+$", _outside_refs(v))):
+                yield path, (f"{key} names a host, but '{v}' carries a port or a scheme: "
+                             "clients append their own port"), \
+                    "write ${host:NAME} here and the port in the matching _PORT key"
+            elif PORT_ONLY.search(key) and not re.fullmatch(r"\d+|\$\{port:[^}]+\}", v):
+                yield path, f"{key} is a port, but '{v}' is not a port number", \
+                    "write ${port:NAME.PORT} or a number"
+            elif URL_KEY.search(key) and re.match(r"\$\{(service|host):", v):
+                yield path, (f"{key} is a URL, but '{v}' has no scheme; most clients "
+                             "refuse it or guess wrong"), \
+                    f"write SCHEME://{v} (e.g. http://{v})"
+
+
+@rule("identity-reference", "an OIDC value that does not match the realm (identity:)")
+def _identity_reference(c: Ctx):
+    ident = c.data.get("identity")
+    if not ident:
+        return
+    clients = ident.get("clients") or {}
+    carried = {a for cid, cl in clients.items() for a in (cl or {}).get("audiences") or []}
+    realms = re.compile(r"/realms(/|\s|$)")
+    for name, svc in c.services.items():
+        if name == ident.get("provider"):
+            continue
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str):
+                continue
+            path = ("services", name, "env", key)
+            text = _outside_refs(value)
+            if realms.search(text) or "/protocol/openid-connect" in text:
+                yield path, (f"'{value}' builds an identity URL by hand (realm path, "
+                             f"Keycloak layout): it breaks when the realm or the route "
+                             "changes"), \
+                    "write ${identity:issuer} (and let the client discover the endpoints)"
+                continue
+            if re.search(r"CLIENT_?ID$", key) and "${" not in value and \
+                    value not in clients:
+                yield path, (f"{key} is '{value}', which is not a client of realm "
+                             f"'{ident.get('realm')}'{did_you_mean(value, clients)}: every "
+                             "login or token request with it fails"), \
+                    f"use one of {', '.join(clients) or 'no clients'} or add it to " \
+                    "identity.clients"
+            elif re.search(r"AUDIENCE$", key) and "${" not in value:
+                if value not in clients:
+                    yield path, (f"{key} is '{value}', which is not a client of realm "
+                                 f"'{ident.get('realm')}'{did_you_mean(value, clients)}: "
+                                 "no token will carry it"), \
+                        "name a client of identity.clients (the API's own client id)"
+                elif value not in carried:
+                    yield path, (f"{key} is '{value}', but no client of the realm puts it in "
+                                 "its tokens' audiences, so every token is refused"), \
+                        f"add {value} to the audiences of the clients that call {name}"
+    yield from _token_paths(c, ident)
+
+
+def _token_paths(c: Ctx, ident: dict):
+    """A service that logs in with client C and calls the browser URL of a service
+    that checks audience A: C's tokens must carry A."""
+    clients = ident.get("clients") or {}
+    audience_of: dict[str, tuple[str, str]] = {}   # route -> (service, audience)
+    routes = {r.name: r.service for r in c.stack.routes().values()}
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if re.search(r"AUDIENCE$", key) and isinstance(value, str) and value in clients:
+                for rname, owner in routes.items():
+                    if owner == name:
+                        audience_of[rname] = (name, value)
+    for name, svc in c.services.items():
+        env = svc.get("env") or {}
+        cid = next((v for k, v in env.items() if re.search(r"CLIENT_?ID$", k)
+                    and isinstance(v, str) and v in clients), None)
+        if cid is None:
+            continue
+        for key, value in env.items():
+            if not isinstance(value, str):
+                continue
+            for ref in re.findall(r"\$\{route:([^}]+)\}", value):
+                if ref in audience_of:
+                    target, aud = audience_of[ref]
+                    if aud != cid and aud not in ((clients[cid] or {}).get("audiences") or []):
+                        yield ("identity", "clients", cid, "audiences"), (
+                            f"{name} logs in as {cid} and calls {target} ({key}), which "
+                            f"accepts only tokens for '{aud}'; {cid}'s tokens do not carry "
+                            "it, so every call is refused"), \
+                            f"add {aud} to identity.clients.{cid}.audiences"
+                        return
+
+
+@rule("probe-protocol", "an http probe on a port that does not speak http")
+def _probe_protocol(c: Ctx):
+    from .model import locate
+
+    for name, svc in c.services.items():
+        http = (svc.get("readiness") or {}).get("http")
+        if not http:
+            continue
+        port = next((p for p in svc.get("ports") or [] if p["name"] == http.get("port")), None)
+        if port is None:
+            continue
+        node, loc = locate(c.tree, ("services", name, "ports", ListKey(port["name"]),
+                                    "protocol"))
+        declared = node is not None and loc.layer != "default"
+        http_ports = [p["name"] for p in svc.get("ports") or [] if p.get("protocol") == "http"]
+        if port.get("protocol") != "http" and (declared or http_ports):
+            yield ("services", name, "readiness", "http", "port"), (
+                f"the http probe targets port '{port['name']}' (protocol "
+                f"{port['protocol']}): the probe never gets an HTTP answer, so "
+                f"{name} never becomes ready"), \
+                (f"probe {' or '.join(http_ports)} (the port that speaks http)" if http_ports
+                 else "probe a port that speaks http, or use readiness: {tcp: {port: …}}")
+
+
+_COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.I)
+
+
+@rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
+def _build_source_missing(c: Ctx):
+    root = c.root.resolve()
+    for name, svc in c.services.items():
+        b = svc.get("build")
+        if not b:
+            continue
+        ctx = (root / b["context"]).resolve()
+        if not ctx.is_relative_to(root) or not ctx.is_dir():
+            continue
+        if (ctx / "build.yaml").is_file():
+            continue  # a script build (images.py): no Dockerfile COPY to check
+        fetched = _fetched(ctx)
+        df = (ctx / (b.get("dockerfile") or "Dockerfile"))
+        try:
+            text = df.read_text(encoding="utf-8")
+        except OSError:
+            yield ("services", name, "build", "dockerfile"), (
+                f"no Dockerfile at {df.relative_to(root) if df.is_relative_to(root) else df}"), \
+                "fix build.dockerfile (relative to build.context)"
+            continue
+        for line in _logical_lines(text):
+            m = _COPY.match(line)
+            if not m:
+                continue
+            words = [w for w in m.group(2).split() if not w.startswith("--")]
+            if "--from" in m.group(2) or len(words) < 2 or words[0].startswith("["):
+                continue
+            for src in words[:-1]:
+                if "://" in src or "$" in src:
+                    continue
+                if src.strip("/") not in fetched and not list(ctx.glob(src.lstrip("/"))):
+                    yield ("services", name, "build", "context"), (
+                        f"{df.name} copies '{src}', which is not in the context "
+                        f"{b['context']}: the build fails in every mode"), \
+                        "point build.context at the directory that holds it, or fix the path"
+                    break
+
+
+def _fetched(ctx: Path) -> set[str]:
+    """What ``inv images`` puts into a copy of the context before building
+    (``fetch.yaml``: pinned wheels' members)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((ctx / "fetch.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return set()
+    return {str(w.get("dest", "")).strip("/") for w in data.get("wheels") or []
+            if isinstance(w, dict)}
+
+
+def _logical_lines(text: str) -> list[str]:
+    out, buf = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        out.append(buf + line)
+        buf = ""
+    return out + ([buf] if buf else [])
+
+
 # --------------------------------------------------------------------------- cluster rules
 
 KIND_STORAGE_CLASSES = ("standard",)   # kind's local-path provisioner (node image)
 
 
+DEV_MODE = re.compile(r"(--?dev|start-dev|--?dev-mode|server-dev|--?in-memory)", re.I)
+
+
 @rule("stateful-replicas", "a stateful service with more than one replica", modes=("kind",))
 def _stateful_replicas(c: Ctx):
     for name, svc in c.services.items():
+        dev = next((a for a in [*(svc.get("command") or []), *(svc.get("args") or [])]
+                    if DEV_MODE.fullmatch(str(a))), None)
+        if dev and (svc.get("replicas") or 0) > 1:
+            yield ("services", name, "replicas"), (
+                f"{name} runs a dev-mode server ('{dev}') with {svc['replicas']} replicas: "
+                "each keeps its state in its own memory, so requests land on instances "
+                "that do not know each other"), "replicas: 1 for a dev-mode server"
+            continue
         if svc.get("workload") == "stateful" and (svc.get("replicas") or 0) > 1:
             yield ("services", name, "replicas"), (
                 f"{name} is stateful with {svc['replicas']} replicas: each replica gets its "
@@ -526,6 +818,35 @@ def _limits_below_requests(c: Ctx):
                     f"the {r} limit {lim} is below the request {req}: the API server "
                     "refuses the pod"), \
                     f"raise limits.{r} to at least {req}, or lower requests.{r}"
+
+
+def _machine() -> tuple[float, float]:
+    """CPUs and bytes of memory of this machine (the kind node runs here)."""
+    import os
+
+    mem = float("inf")
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.cpu_count() or 1), mem
+
+
+@rule("requests-exceed-node", "requests no kind node can satisfy", modes=("kind",))
+def _requests_exceed_node(c: Ctx):
+    cpus, mem = _machine()
+    for name, svc in c.services.items():
+        req = (svc.get("resources") or {}).get("requests") or {}
+        reps = max(1, svc.get("replicas") or 1)
+        for r, cap, shown in (("cpu", cpus, f"{cpus:g} CPUs"),
+                              ("memory", mem, f"{mem / 1024 ** 3:.1f} GiB")):
+            if r in req and quantity(req[r]) > cap:
+                yield ("services", name, "resources", "requests", r), (
+                    f"{name} requests {r} {req[r]} per replica ({reps}), more than the "
+                    f"kind node has ({shown} on this machine): the pod stays Pending"), \
+                    f"lower requests.{r} (cpu in cores or millicores: 500m is half a core)"
 
 
 @rule("unknown-storage-class", "a storage class the kind cluster does not have",
@@ -607,7 +928,9 @@ def check(resolved, root: Path, waivers: list[Waiver] | None = None) -> list[Vio
         if stack.mode not in r.modes:
             continue
         for path, message, fix in r.fn(ctx):
-            _, loc = locate(resolved.tree, path)
+            node, loc = locate(resolved.tree, path)
+            if node is not None and node.loc.layer != "default":
+                loc = node.loc  # the layer that last set it (a list replaced in an overlay)
             v = Violation(r.id, format_path(path), str(loc), message, fix)
             w = next((w for w in waivers if w.matches(v)), None) if r.waivable else None
             out.append(replace(v, waiver=w) if w else v)
