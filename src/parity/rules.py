@@ -343,10 +343,14 @@ NOT_CREDENTIAL = re.compile(r"(_FILE|_PATH|_DIR|_ID|_NAME|_URL|_URI|PUBLIC|_LENG
                             r"_POLICY|_ROTATION|_EXPIRY|_EXPIRES|_LIFESPAN)$", re.I)
 CREDENTIAL_FLAG = re.compile(r"^--?([\w.-]*(password|passwd|secret|token|api-?key|"
                              r"private-?key|access-?key|credentials?)[\w.-]*)(=(.*))?$", re.I)
+PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")
+CREDENTIAL_FILE = re.compile(r"(^|[._-])(pgpass|netrc|htpasswd|credentials?|secrets?|"
+                             r"passwords?|id_rsa|id_ed25519|token)([._-]|$)")
 PASSWORD_HASH = re.compile(r"(?m)^[\w.@-]+:(\$2[aby]\$\d\d\$|\$[156]\$|\{SHA\}|\$apr1\$)")
 
 
 def looks_like_credential(key: str) -> bool:
+    key = key.replace("-", "_").replace(".", "_")
     return bool(CREDENTIAL.search(key)) and not NOT_CREDENTIAL.search(key)
 
 
@@ -398,8 +402,25 @@ def _plain_credential(c: Ctx):
                         "put it in a secret env variable and pass \"$VAR\" (or read it " \
                         "from a secret file)"
                     break
+        for key, value in ((svc.get("build") or {}).get("args") or {}).items():
+            m = userinfo.search(str(value))
+            if (looks_like_credential(key) and str(value).strip() and
+                    not str(value).startswith("$")) or (m and not m.group(1).startswith("$")):
+                yield ("services", name, "build", "args", key), (
+                    f"build arg {key} carries a credential: build args stay in the image "
+                    "history (docker history) of every image built from it"), \
+                    "use a BuildKit secret mount, or fetch without credentials"
         for f in svc.get("files") or []:
-            if PASSWORD_HASH.search(f.get("content") or ""):
+            base = f.get("path", "").rsplit("/", 1)[-1].lower()
+            content = f.get("content") or ""
+            if PRIVATE_KEY.search(content) or (CREDENTIAL_FILE.search(base) and
+                                               content.strip()):
+                yield ("services", name, "files", ListKey(f["name"]), "content"), (
+                    f"file {f['name']} ({f.get('path')}) holds credentials: files are "
+                    "ConfigMaps in kind and plain files in compose"), \
+                    "deliver it with secret_files from a secret"
+                continue
+            if PASSWORD_HASH.search(content):
                 yield ("services", name, "files", ListKey(f["name"]), "content"), (
                     f"file {f['name']} holds password hashes: a ConfigMap in kind, a plain "
                     "file in compose, readable to anyone who can read the render"), \
@@ -478,6 +499,38 @@ def _undefined_variable(c: Ctx):
                     "a secret reference"
 
 
+LISTEN_FLAG = re.compile(r"(listen|bind|host|addr|address|ip)[\w-]*[= ](127\.0\.0\.1|localhost|"
+                         r"\[?::1\]?)(:\d+)?\b", re.I)
+LISTEN_KEY = re.compile(r"(LISTEN|BIND)(_|$)|^(HOST|BIND_HOST|LISTEN_HOST|SERVER_HOST|"
+                        r"HTTP_HOST|APP_HOST)$", re.I)
+
+
+@rule("listens-on-loopback", "a service that listens on loopback only")
+def _listens_on_loopback(c: Ctx):
+    for name, svc in c.services.items():
+        if svc.get("role") == "edge" or not svc.get("ports"):
+            continue
+        for field_name in ("command", "args"):
+            items = [str(x) for x in svc.get(field_name) or []]
+            for i, item in enumerate(items):
+                if not item.startswith("-"):
+                    continue
+                text = item if "=" in item or i + 1 >= len(items) else f"{item} {items[i + 1]}"
+                m = LISTEN_FLAG.search(text)
+                if m and m.start() < len(item):
+                    yield ("services", name, field_name, i), (
+                        f"{name} listens on {m.group(2)} ('{m.group(0)}'): other services "
+                        "and the edge cannot reach it, in compose and kind alike"), \
+                        "listen on 0.0.0.0 (the container's network is already private)"
+                    break
+        for key, value in (svc.get("env") or {}).items():
+            if isinstance(value, str) and LISTEN_KEY.search(key) and \
+                    re.match(r"(127\.0\.0\.1|localhost|::1)(:\d+)?$", value.strip()):
+                yield ("services", name, "env", key), (
+                    f"{name} binds to {value} ({key}): nothing outside the container "
+                    "reaches it"), "bind to 0.0.0.0"
+
+
 def _set_in_script(script: str, var: str) -> bool:
     """``VAR=…``, ``export VAR``, ``read VAR`` or ``for VAR in`` inside the script."""
     return re.search(rf"(^|[\s;&|(]){var}=|\bexport\s+{var}\b|\bread\s+(-\w+\s+)*{var}\b|"
@@ -513,6 +566,121 @@ def _internal_dns(c: Ctx):
         yield ("stack", "internal_dns"), (f"'{pattern}' does not contain {{service}}: "
                                           "every service would get the same name"), \
             "keep {service} in internal_dns"
+
+
+ORIGIN_KEY = re.compile(r"ORIGINS?$", re.I)
+
+
+@rule("origin-shape", "an origin with a path, or an open redirect")
+def _origin_shape(c: Ctx):
+    resolve = c.stack.resolve
+    checks: list[tuple[tuple, str]] = []
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if isinstance(value, str) and ORIGIN_KEY.search(key):
+                checks.append((("services", name, "env", key), value))
+    for cid, client in ((c.data.get("identity") or {}).get("clients") or {}).items():
+        for i, value in enumerate((client or {}).get("web_origins") or []):
+            checks.append((("identity", "clients", cid, "web_origins", i), value))
+        for field in ("redirect_uris", "post_logout_redirect_uris"):
+            for i, value in enumerate((client or {}).get(field) or []):
+                v = str(value).strip()
+                if v in ("*", "/*", "+") and field == "post_logout_redirect_uris" and v == "+":
+                    continue
+                if v in ("*", "/*") or re.match(r"https?://\*", v):
+                    yield ("identity", "clients", cid, field, i), (
+                        f"'{v}' lets the provider send codes (or users) to any site: an "
+                        "open redirect"), "list the app's own URLs: ${route:web}/*"
+    for path, value in checks:
+        for item in str(value).split(","):
+            item = item.strip()
+            if not item or item in ("+",):
+                continue
+            if item == "*":
+                yield path, ("'*' allows every origin: with credentials a browser refuses "
+                             "it, without them any site may call"), \
+                    "list the origins: ${route:web}"
+                break
+            try:
+                resolved = resolve(item)
+            except (KeyError, ValueError):
+                continue
+            if not re.fullmatch(r"https?://[^/\s]+", resolved):
+                yield path, (f"'{item}' is not an origin ({resolved}): a browser sends "
+                             "scheme://host[:port] and nothing else, so it never matches"), \
+                    "drop the path and the trailing slash: ${route:web}"
+                break
+
+
+# settings that name one thing on a shared server (a database per service is a
+# normal design, so database names are not among them)
+SHARED_KEY = re.compile(r"(NAMESPACE|REALM|VHOST|CLUSTER_NAME|TENANT|ORG)$")
+
+
+@rule("settings-disagree", "services that disagree on a shared setting")
+def _settings_disagree(c: Ctx):
+    by_key: dict[str, dict[str, list[str]]] = {}
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if SHARED_KEY.search(key) and isinstance(value, (str, int)) and \
+                    not isinstance(value, bool):
+                by_key.setdefault(key, {}).setdefault(str(value), []).append(name)
+    for key, values in sorted(by_key.items()):
+        if len(values) < 2:
+            continue
+        ranked = sorted(values.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        top = ranked[0]
+        for value, names in ranked[1:]:
+            for name in names:
+                yield ("services", name, "env", key), (
+                    f"{name} sets {key} to '{value}', but {', '.join(top[1])} use "
+                    f"'{top[0]}': they look for the same thing in different places"), \
+                    f"use one value for {key} (or name them apart if they really differ)"
+
+
+@rule("image-drift", "one image name or one build under different names")
+def _image_drift(c: Ctx):
+    def repo_tag(image: str) -> tuple[str, str]:
+        ref = image.split("@", 1)[0]
+        name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        return name, tag
+
+    repos: dict[str, dict[str, list[str]]] = {}
+    builds: dict[tuple, dict[str, list[str]]] = {}
+    for name, svc in sorted(c.services.items()):
+        repo, tag = repo_tag(svc["image"])
+        repos.setdefault(repo, {}).setdefault(tag, []).append(name)
+        b = svc.get("build")
+        if b:
+            key = (b["context"], b.get("dockerfile") or "Dockerfile", b.get("target"),
+                   tuple(sorted((b.get("args") or {}).items())))
+            builds.setdefault(key, {}).setdefault(svc["image"], []).append(name)
+    for repo, tags in repos.items():
+        if len(tags) > 1:
+            ranked = sorted(tags.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            for tag, names in ranked[1:]:
+                for name in names:
+                    yield ("services", name, "image"), (
+                        f"{name} runs {repo}:{tag}, while {', '.join(ranked[0][1])} run "
+                        f"{repo}:{ranked[0][0]}: one release, two versions"), \
+                        f"use one tag for {repo}"
+    recipes: dict[str, dict[tuple, list[str]]] = {}
+    for key, images in builds.items():
+        for image, names in images.items():
+            recipes.setdefault(image, {}).setdefault(key, []).append(names)
+    for image, by_recipe in recipes.items():
+        if len(by_recipe) < 2:
+            continue
+        ranked = sorted(((k, [n for ns in v for n in ns]) for k, v in by_recipe.items()),
+                        key=lambda kv: (-len(kv[1]), kv[1]))
+        top_key, top_names = ranked[0]
+        for key, names in ranked[1:]:
+            for name in names:
+                yield ("services", name, "build"), (
+                    f"{name} builds {image} from {key[0]}/{key[1]}, but "
+                    f"{', '.join(top_names)} build that name from "
+                    f"{top_key[0]}/{top_key[1]}: whichever builds last wins"), \
+                    "give each recipe its own image name, or build both from one"
 
 
 _INTERNAL_REF = re.compile(r"\$\{(service|host|port):[^}]*\}")
@@ -805,6 +973,23 @@ _UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024,
 def quantity(text: str) -> float:
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?", str(text))
     return float(m.group(1)) * _UNITS[m.group(2) or ""] if m else float("nan")
+
+
+@rule("resource-units", "a resource quantity in a unit nobody means")
+def _resource_units(c: Ctx):
+    for name, svc in c.services.items():
+        res = svc.get("resources") or {}
+        for part in ("requests", "limits"):
+            mem = (res.get(part) or {}).get("memory")
+            if mem is None:
+                continue
+            path = ("services", name, "resources", part, "memory")
+            if str(mem).endswith("m"):
+                yield path, (f"memory '{mem}' is in millibytes (m), a thousandth of a "
+                             "byte"), f"write {str(mem)[:-1]}Mi (mebibytes) or {str(mem)[:-1]}M"
+            elif quantity(mem) < 4 * 1024 ** 2:
+                yield path, (f"memory '{mem}' is under 4 MiB: no container starts in it "
+                             "(a unit is missing?)"), "write the unit: Mi or Gi"
 
 
 @rule("limits-below-requests", "a resource limit below its request", modes=("kind",))
