@@ -117,7 +117,9 @@ class Ctx:
         from .model import locate
 
         node, loc = locate(self.tree, path)
-        return str(loc) if node is not None else None
+        if node is None:
+            return None
+        return str(node.loc if node.loc.layer != "default" else loc)
 
     def strings(self, name: str) -> Iterator[tuple[tuple, str]]:
         """(path, raw string) of every env value and file content of a service."""
@@ -287,9 +289,34 @@ def _floating_image_tag(c: Ctx):
         spec = kind.get(part) or {}
         if spec.get("image") and not spec.get("build"):
             why = floating_reason(spec["image"])
+            if part == "node" and not why and "@sha256:" not in spec["image"]:
+                why = ("has no digest: kind pins its node images by digest, and a tag can "
+                       "be pushed again")
             if why:
                 yield ("stack", "kind", part, "image"), f"'{spec['image']}' {why}", \
                     "pin a full version or a digest"
+    root = c.root.resolve()
+    for name, svc in c.services.items():
+        b = svc.get("build")
+        if not b:
+            continue
+        df = (root / b["context"] / (b.get("dockerfile") or "Dockerfile")).resolve()
+        if not df.is_relative_to(root):
+            continue
+        try:
+            from .images import dockerfile_parents
+
+            parents = dockerfile_parents(df.read_text(encoding="utf-8"), b.get("args") or {},
+                                         b.get("target"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        for parent in parents:
+            why = floating_reason(parent)
+            if why and not parent.startswith(("parity-", "parity/")):
+                yield ("services", name, "build"), (f"{df.name} builds FROM '{parent}', "
+                                                    f"which {why}"), \
+                    "pin the base image's full version or digest in the Dockerfile"
+                break
 
 
 def _closure(services: dict) -> dict[str, set[str]]:
@@ -487,6 +514,21 @@ def _undefined_variable(c: Ctx):
                             f"add {var} to services.{name}.env, or give a default: " \
                             f"${{{var}:-value}}"
                         break
+        for f in svc.get("files") or []:
+            content = f.get("content") or ""
+            if not content.startswith("#!") or not re.search(
+                    r"(?m)^\s*set\s+-[a-z]*u", content):
+                continue  # only scripts that make an unset variable fatal (set -u)
+            for m in SHELL_VAR.finditer(_outside_refs(content).replace("$$", "  ")):
+                var = m.group(1) or m.group(3)
+                if m.group(2) and m.group(2)[:2] in (":-", ":=", ":?", ":+", "-", "="):
+                    continue
+                if var not in defined and not _set_in_script(content, var):
+                    yield ("services", name, "files", ListKey(f["name"]), "content"), (
+                        f"script {f['name']} uses ${var} under set -u, but {name}'s env "
+                        "has no such variable: the script stops there"), \
+                        f"add {var} to services.{name}.env, or fix the name"
+                    break
         for key, value in (svc.get("env") or {}).items():
             if not isinstance(value, str):
                 continue
@@ -535,6 +577,19 @@ def _set_in_script(script: str, var: str) -> bool:
     """``VAR=…``, ``export VAR``, ``read VAR`` or ``for VAR in`` inside the script."""
     return re.search(rf"(^|[\s;&|(]){var}=|\bexport\s+{var}\b|\bread\s+(-\w+\s+)*{var}\b|"
                      rf"\bfor\s+{var}\s+in\b", script) is not None
+
+
+@rule("browser-domain", "a stack domain browsers do not resolve to this machine")
+def _browser_domain(c: Ctx):
+    domain = c.stack.domain.lower()
+    if domain == "localhost" or domain.endswith(".localhost"):
+        return
+    why = ("'.local' is multicast DNS: browsers ask the network, not this machine"
+           if domain.endswith(".local") else
+           f"browsers resolve only *.localhost to loopback by themselves; "
+           f"*.{domain} needs DNS or hosts-file entries on every developer's machine")
+    yield ("stack", "domain"), f"stack.domain '{c.stack.domain}': {why}", \
+        "use a name under .localhost (parity.localhost)"
 
 
 @rule("internal-dns", "internal DNS names that do not resolve to the services")
@@ -735,8 +790,20 @@ PORT_ONLY = re.compile(r"(^|_)PORT$")
 URL_KEY = re.compile(r"(^|_)(URL|URI|ENDPOINT)$")
 
 
+ROUTE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\$\{(route|identity):[^}]+\}", re.I)
+ROUTE_PORT = re.compile(r"\$\{(route|identity):[^}]+\}:\d+")
+
+
 @rule("env-shape", "an env value of the wrong shape for its key")
 def _env_shape(c: Ctx):
+    for name in c.services:
+        for path, value in c.strings(name):
+            m = ROUTE_SCHEME.search(value) or ROUTE_PORT.search(value)
+            if m:
+                yield path, (f"'{m.group(0)}': ${{{m.group(1)}:…}} is a whole browser URL "
+                             "(https://host, with the edge's port when it is not 443); a "
+                             "scheme or port written around it doubles them"), \
+                    f"write ${{{m.group(1)}:…}} alone (and a path after it)"
     for name, svc in c.services.items():
         for key, value in (svc.get("env") or {}).items():
             if not isinstance(value, str):
@@ -832,6 +899,25 @@ def _token_paths(c: Ctx, ident: dict):
                         return
 
 
+@rule("shared-credential", "one secret value for two people or two clients")
+def _shared_credential(c: Ctx):
+    ident = c.data.get("identity") or {}
+    owners: dict[tuple, str] = {}
+    entries = [(("identity", "users", u, "password"), f"user {u}", (v or {}).get("password"))
+               for u, v in (ident.get("users") or {}).items()]
+    entries += [(("identity", "clients", k, "secret"), f"client {k}", (v or {}).get("secret"))
+                for k, v in (ident.get("clients") or {}).items()]
+    for path, who, ref in entries:
+        if not isinstance(ref, dict):
+            continue
+        key = (ref.get("secret"), ref.get("key"))
+        if key in owners:
+            yield path, (f"{who} uses secret {key[0]}/{key[1]}, which {owners[key]} uses "
+                         "too: one leak or rotation hits both"), \
+                f"give {who} its own key (secrets.{key[0]}.keys)"
+        owners.setdefault(key, who)
+
+
 @rule("probe-protocol", "an http probe on a port that does not speak http")
 def _probe_protocol(c: Ctx):
     from .model import locate
@@ -859,6 +945,34 @@ def _probe_protocol(c: Ctx):
 _COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.I)
 
 
+@rule("build-context-holds-state", "a build context that sends the repository's state")
+def _build_context_state(c: Ctx):
+    root = c.root.resolve()
+    for name, svc in c.services.items():
+        b = svc.get("build")
+        if not b:
+            continue
+        ctx = (root / b["context"]).resolve()
+        if not ctx.is_relative_to(root) or not ctx.is_dir():
+            continue
+        ignored = _dockerignore(ctx)
+        sent = [d for d in (".parity", ".git", ".venv") if (ctx / d).exists()
+                and not any(p.strip("/") in (d, f"{d}/**", f"{d}/*") for p in ignored)]
+        if sent:
+            yield ("services", name, "build", "context"), (
+                f"build context '{b['context']}' holds {', '.join(sent)}: every build sends "
+                "them to the builder (.parity has the clone's secrets and CA key)"), \
+                "build from the app's directory (apps/), or list them in its .dockerignore"
+
+
+def _dockerignore(ctx: Path) -> list[str]:
+    try:
+        return [ln.strip() for ln in (ctx / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return []
+
+
 @rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
 def _build_source_missing(c: Ctx):
     root = c.root.resolve()
@@ -880,19 +994,27 @@ def _build_source_missing(c: Ctx):
                 f"no Dockerfile at {df.relative_to(root) if df.is_relative_to(root) else df}"), \
                 "fix build.dockerfile (relative to build.context)"
             continue
-        for line in _logical_lines(text):
+        where = df.relative_to(root) if df.is_relative_to(root) else df
+        for lineno, line in _logical_lines(text):
             m = _COPY.match(line)
             if not m:
                 continue
             words = [w for w in m.group(2).split() if not w.startswith("--")]
             if "--from" in m.group(2) or len(words) < 2 or words[0].startswith("["):
                 continue
+            remote = [w for w in words[:-1] if re.match(r"https?://", w)]
+            if remote and "--checksum" not in m.group(2):
+                yield ("services", name, "build", "dockerfile"), (
+                    f"{where}:{lineno} downloads {remote[0]} with no --checksum: each build "
+                    "may get other bytes (and an offline build cannot get any)"), \
+                    "pin a release URL with ADD --checksum=sha256:…, or vendor the file"
+                break
             for src in words[:-1]:
                 if "://" in src or "$" in src:
                     continue
                 if src.strip("/") not in fetched and not list(ctx.glob(src.lstrip("/"))):
                     yield ("services", name, "build", "context"), (
-                        f"{df.name} copies '{src}', which is not in the context "
+                        f"{where}:{lineno} copies '{src}', which is not in the context "
                         f"{b['context']}: the build fails in every mode"), \
                         "point build.context at the directory that holds it, or fix the path"
                     break
@@ -911,18 +1033,21 @@ def _fetched(ctx: Path) -> set[str]:
             if isinstance(w, dict)}
 
 
-def _logical_lines(text: str) -> list[str]:
-    out, buf = [], ""
-    for raw in text.splitlines():
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, instruction) with continuation lines joined."""
+    out, buf, start = [], "", 0
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not buf and (not line or line.startswith("#")):
             continue
+        if not buf:
+            start = n
         if line.endswith("\\"):
             buf += line[:-1] + " "
             continue
-        out.append(buf + line)
+        out.append((start, buf + line))
         buf = ""
-    return out + ([buf] if buf else [])
+    return out + ([(start, buf)] if buf else [])
 
 
 # --------------------------------------------------------------------------- cluster rules
@@ -1032,6 +1157,38 @@ def _requests_exceed_node(c: Ctx):
                     f"{name} requests {r} {req[r]} per replica ({reps}), more than the "
                     f"kind node has ({shown} on this machine): the pod stays Pending"), \
                     f"lower requests.{r} (cpu in cores or millicores: 500m is half a core)"
+
+
+DATA_FLAG = re.compile(r"(data|store|storage|db|state|dir|path|file)", re.I)
+
+
+@rule("data-outside-volume", "a stateful service writing where no volume is mounted")
+def _data_outside_volume(c: Ctx):
+    for name, svc in c.services.items():
+        if svc.get("workload") != "stateful":
+            continue
+        mounts = [v["path"].rstrip("/") for v in svc.get("storage") or []]
+        items = [str(x) for x in [*(svc.get("command") or []), *(svc.get("args") or [])]]
+        for i, item in enumerate(items):
+            flag, eq, value = item.partition("=")
+            if not eq:
+                value = items[i + 1] if i + 1 < len(items) else ""
+            if not (flag.startswith("-") and DATA_FLAG.search(flag) and value.startswith("/")):
+                continue
+            if not any(value == m or value.startswith(m + "/") for m in mounts):
+                field_name = "command" if i < len(svc.get("command") or []) else "args"
+                idx = i if field_name == "command" else i - len(svc.get("command") or [])
+                yield ("services", name, field_name, idx), (
+                    f"{name} keeps its data in {value} ({flag}), where no volume is "
+                    "mounted: it lives in the container's layer, which a pod restart in "
+                    "kind throws away"), \
+                    f"add storage: [{{name: data, path: {_data_dir(value)}}}]"
+                break
+
+
+def _data_dir(path: str) -> str:
+    last = path.rstrip("/").rsplit("/", 1)
+    return (last[0] or "/") if len(last) == 2 and "." in last[1] else path.rstrip("/")
 
 
 @rule("unknown-storage-class", "a storage class the kind cluster does not have",
