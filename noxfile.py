@@ -9,6 +9,7 @@
     nox -s testbin     build the test control plane from source (Go module proxy), cached
     nox -s k8s         kind manifests and the kind lane against that real control plane
     nox -s bench       benchmarks against kubectl kustomize and raw docker compose (reports only)
+    nox -s faults      seeded topology faults: what the offline lane catches and locates
 """
 
 from __future__ import annotations
@@ -96,3 +97,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: render/diff vs kubectl kustomize, cold start, compose up (reports only)."""
     _install(session)
     session.run("python", "bench/bench.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Seeded topology faults (bench/faults/) against the offline lane: caught, located,
+    false positives (reports only; not part of make test)."""
+    _install(session)
+    session.run("python", "bench/faults.py", *session.posargs)

@@ -147,7 +147,7 @@ def render(c, mode="compose", phase=1, profile=None, set=None, out=None, all=Fal
 @task(iterable=["set"], auto_shortflags=False, help=LANE_HELP)
 @engine
 def lint(c, mode="compose", phase=1, profile=None, set=None):
-    """Cross-reference lint of a render (selectors, ports, refs, routes, readiness)."""
+    """Model rules (with file:line and the fix) and the cross-reference lint of a render."""
     from parity import cli
 
     _finish(*cli.lint(ROOT, _sel(mode, phase, profile, set)))

@@ -27,3 +27,20 @@ def write_case(path: Path, sections: dict[str, str]) -> None:
         if not out.endswith("\n"):
             out += "\n"
     path.write_text(out, encoding="utf-8")
+
+
+def apply_edits(root: Path, sections: dict[str, str]) -> None:
+    """Apply a case's edits to a copy of the repository: ``file: PATH`` writes the
+    file, ``append: PATH`` adds to it, ``generate: PATH`` writes what the Python
+    expression evaluates to."""
+    for name, body in sections.items():
+        if name.startswith("file: "):
+            target = root / name[6:].strip()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(body, encoding="utf-8")
+        elif name.startswith("append: "):
+            target = root / name[8:].strip()
+            target.write_text(target.read_text(encoding="utf-8") + body, encoding="utf-8")
+        elif name.startswith("generate: "):
+            target = root / name[10:].strip()
+            target.write_text(eval(body, {}), encoding="utf-8")  # noqa: S307 - test data

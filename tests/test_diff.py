@@ -34,7 +34,11 @@ def test_default_stack_has_no_contract_drift(phase: int) -> None:
     classes = {d["class"] for d in data["differences"]}
     assert classes == {"transport", "placement"}
     for d in data["differences"]:
-        assert set(d) == {"path", "from", "to", "class", "rule", "reason"}
+        assert set(d) == {"path", "from", "to", "class", "rule", "reason", "from_source",
+                          "to_source"}
+        for side in ("from_source", "to_source"):
+            assert set(d[side]) == {"layer", "file", "line", "absent"}
+    assert data["hidden_by_local"] == []
 
 
 CONTRACT_CASES = {
@@ -239,6 +243,8 @@ def test_an_accepted_contract_difference_passes_and_is_shown(repo_copy: Path) ->
     assert ("ACCEPTED CONTRACT (allowed until the date shown)\n"
             "  services.api.env.DATABASE_NAME\n"
             "      platform  ->  platform_kind\n"
+            "      compose: base/services/api.yaml:13 (base)   "
+            "kind: overlays/modes/kind.yaml:4 (mode:kind)\n"
             "      rule: (none) — no rule covers it (contract by default)\n"
             "      accepted: kind-db-name until 2099-12-31 — the shared cluster's database is "
             "named platform_kind until PLAT-42") in text
@@ -296,3 +302,206 @@ def test_accepted_entries_are_checked_with_file_and_line(repo_copy: Path, entry:
     expected = message.replace("{line+3}", str(line + 3)).replace(
         "{line+4}", str(line + 4)).replace("{line}", str(line))
     assert exc.value.render() == expected
+
+
+# --------------------------------------------------------------------------- provenance
+
+def by_path(data: dict) -> dict[str, dict]:
+    return {d["path"]: d for d in data["differences"]}
+
+
+def src(layer: str, file: str | None, line: int | None, absent: bool = False) -> dict:
+    return {"layer": layer, "file": file, "line": line, "absent": absent}
+
+
+def test_each_difference_names_the_layer_file_and_line_of_both_values() -> None:
+    diffs = by_path(run_diff(ROOT)[0])
+    replicas = diffs["services.api.replicas"]
+    assert replicas["from_source"] == src("base", "base/services/api.yaml", 6)
+    assert replicas["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 9)
+    # a resolved reference points at the line of the env entry, on both sides
+    host = diffs["services.api.env.DATABASE_HOST"]
+    assert host["from_source"] == host["to_source"] == src("base", "base/services/api.yaml", 11)
+    # absent on one side: the nearest existing parent's location, marked absent
+    memory = diffs["services.api.resources.limits.memory"]
+    assert memory["from_source"] == src("base", "base/services/api.yaml", 3, absent=True)
+    assert memory["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 12)
+    text, _ = cli.diff(ROOT, "compose", "kind", 1)
+    assert ("  services.api.replicas\n"
+            "      1  ->  2\n"
+            "      compose: base/services/api.yaml:6 (base)   "
+            "kind: overlays/modes/kind.yaml:9 (mode:kind)\n"
+            "      rule: replicas — how many copies run\n") in text
+    assert ("      compose: absent; parent last changed at base/services/api.yaml:3 (base)   "
+            "kind: overlays/modes/kind.yaml:12 (mode:kind)\n") in text
+
+
+def test_a_removed_dependency_points_at_the_overlay_that_removed_it(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, CONTRACT_CASES["dependency-dropped"][0])
+    d = by_path(run_diff(repo_copy)[0])["services.api.depends_on[redis]"]
+    assert d["from_source"] == src("base", "base/services/api.yaml", 34)
+    assert d["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 4, absent=True)
+
+
+def test_values_from_the_environment_and_set_name_their_layer(repo_copy: Path) -> None:
+    text, _ = cli.diff(repo_copy, "compose:1", "kind:1", None, "model", "json",
+                       sets=["services.web.replicas=3"])
+    d = by_path(json.loads(text))["services.api.replicas"]
+    assert d["from_source"]["layer"] == "base"
+    text, _ = cli.diff(repo_copy, "kind:1", "kind:2", None, "model", "json")
+    nats = by_path(json.loads(text))["services.nats"]
+    # a service of a later phase is absent because of its phase: that line is the cause
+    assert nats["from_source"] == src("base", "base/services/nats.yaml", 4, absent=True)
+    assert nats["to_source"] == src("base", "base/services/nats.yaml", 3)
+    text, _ = cli.diff(repo_copy, "kind:1", "kind:2", None)
+    assert ("      kind:1: absent; starts in phase 2 at base/services/nats.yaml:4 (base)   "
+            "kind:2: base/services/nats.yaml:3 (base)\n") in text
+
+
+def test_the_rendered_level_has_no_source() -> None:
+    text, _ = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered", "json")
+    data = json.loads(text)
+    assert data["differences"]
+    assert all(d["from_source"] is None and d["to_source"] is None
+               for d in data["differences"])
+    text, _ = cli.diff(ROOT, "kind:1", "kind:2", None, "rendered")
+    assert "kind:1: " not in text
+
+
+# --------------------------------------------------------------------------- the edge
+
+EDGE_REALISATION = ("services:\n  {svc}:\n    image: traefik:v3.6.12\n"
+                    "    command: [traefik]\n    args: ['--entryPoints.web.address=:80']\n"
+                    "    working_dir: /srv\n    user: '65532'\n")
+
+
+def test_the_edge_realisation_differs_as_transport(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, EDGE_REALISATION.format(svc="edge"))
+    data, code = run_diff(repo_copy)
+    assert code == 0, [d for d in data["differences"] if d["class"] == "contract"]
+    found = {p: (d["class"], d["rule"]) for p, d in by_path(data).items()
+             if p.startswith("services.edge.")}
+    assert found == {"services.edge.image": ("transport", "edge-image"),
+                     "services.edge.command": ("transport", "edge-command"),
+                     "services.edge.args": ("transport", "edge-args"),
+                     "services.edge.working_dir": ("transport", "edge-working-dir"),
+                     "services.edge.user": ("transport", "edge-user")}
+    image = by_path(data)["services.edge.image"]
+    assert image["reason"] == ("decision 0007 realises the edge per mode (nginx in compose, "
+                               "the edge controller in kind); its ports, routes, env and "
+                               "readiness stay contract")
+    assert image["to_source"] == src("mode:kind", "overlays/modes/kind.yaml", 3)
+
+
+def test_the_same_change_to_another_service_stays_contract(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, EDGE_REALISATION.format(svc="web"))
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    contract = {p: d["rule"] for p, d in by_path(data).items() if d["class"] == "contract"}
+    assert contract == {f"services.web.{f}": "(none)"
+                        for f in ("image", "command", "args", "working_dir", "user")}
+
+
+def test_the_edge_contract_stays_contract(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "services:\n  edge:\n    ports:\n      - {name: https, port: 8443}\n"
+                            "    env: !merge(missing_ok)\n      LOG_LEVEL: debug\n"
+                            "    readiness:\n      http: {path: /ready}\n")
+    data, code = run_diff(repo_copy)
+    assert code == 1
+    contract = {p for p, d in by_path(data).items() if d["class"] == "contract"}
+    assert contract == {"services.edge.ports[https].port", "services.edge.env.LOG_LEVEL",
+                        "services.edge.readiness.http.path"}
+
+
+def test_when_edge_is_a_known_condition(repo_copy: Path) -> None:
+    policy = repo_copy / "base" / "parity-policy.yaml"
+    policy.write_text("rules:\n  - id: x\n    path: stack.name\n    class: transport\n"
+                      "    when: egde\n    reason: r\n")
+    with pytest.raises(InputError) as exc:
+        cli.diff(repo_copy, "compose", "kind", 1)
+    assert exc.value.render() == ("base/parity-policy.yaml:5: rules[0].when: when 'egde' is "
+                                  "not one of same-reference, edge")
+
+
+# --------------------------------------------------------------------------- local overlays
+
+def local(root: Path, rel: str, text: str) -> None:
+    path = root / "overlays" / "local" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_shared_local_value_that_hides_a_mode_difference_warns(repo_copy: Path) -> None:
+    local(repo_copy, "x.yaml", "services:\n  api:\n    replicas: 3\n")
+    text, code = cli.diff(repo_copy, "compose", "kind", 1)
+    assert code == 0
+    assert "  services.api.replicas\n" not in text
+    assert text.endswith(
+        "\n\nWARNING: overlays/local/x.yaml:3 sets services.api.replicas for both modes and "
+        "hides a difference overlays/modes/kind.yaml:9 introduced (compose 1, kind 2)\n"
+        "  (overlays/local/*.yaml applies to every mode; a change for one mode goes in "
+        "overlays/local/<mode>/. The exit code ignores these warnings.)")
+    data, code = run_diff(repo_copy)
+    assert code == 0
+    assert data["hidden_by_local"] == [{
+        "path": "services.api.replicas", "from": 1, "to": 2, "class": "placement",
+        "class_with_local": None,
+        "local_source": src("local", "overlays/local/x.yaml", 3),
+        "introduced_by": [src("mode:kind", "overlays/modes/kind.yaml", 9)],
+        "message": "WARNING: overlays/local/x.yaml:3 sets services.api.replicas for both "
+                   "modes and hides a difference overlays/modes/kind.yaml:9 introduced "
+                   "(compose 1, kind 2)"}]
+
+
+def test_a_shared_local_value_that_turns_contract_into_transport_warns(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "stack:\n  internal_dns: '{service}.{namespace}.svc.cluster.local'\n"
+                            "services:\n  api:\n    env:\n      DATABASE_HOST: ${host:redis}\n")
+    local(repo_copy, "x.yaml", "services:\n  api:\n    env:\n"
+                               "      DATABASE_HOST: ${host:postgres}\n")
+    data, code = run_diff(repo_copy)
+    assert code == 0  # the warning does not change the exit code
+    [hidden] = data["hidden_by_local"]
+    assert (hidden["class"], hidden["class_with_local"]) == ("contract", "transport")
+    assert hidden["message"] == (
+        "WARNING: overlays/local/x.yaml:4 sets services.api.env.DATABASE_HOST for both modes "
+        "and hides a difference overlays/modes/kind.yaml:6 introduced (compose postgres, kind "
+        "redis.parity.svc.cluster.local): contract without the shared local layers, "
+        "transport with them")
+
+
+def test_a_shared_local_removal_is_located_in_the_local_file(repo_copy: Path) -> None:
+    kind_overlay(repo_copy, "services:\n  api:\n    env: !merge(children_missing_ok)\n"
+                            "      DEBUG_PORT: '5005'\n")
+    local(repo_copy, "x.yaml", "services:\n  api:\n    env:\n      DATABASE_NAME: platform\n"
+                               "      DEBUG_PORT: !remove(missing_ok)\n")
+    [hidden] = run_diff(repo_copy)[0]["hidden_by_local"]
+    assert hidden["path"] == "services.api.env.DEBUG_PORT"
+    assert hidden["local_source"] == src("local", "overlays/local/x.yaml", 5)
+    assert hidden["introduced_by"] == [src("mode:kind", "overlays/modes/kind.yaml", 4)]
+
+
+def test_a_one_mode_local_value_is_a_difference_not_a_warning(repo_copy: Path) -> None:
+    local(repo_copy, "kind/x.yaml", "services:\n  api:\n    replicas: 3\n")
+    data, code = run_diff(repo_copy)
+    assert code == 0 and data["hidden_by_local"] == []
+    d = by_path(data)["services.api.replicas"]
+    assert (d["from"], d["to"]) == (1, 3)
+    assert d["to_source"] == src("local:kind", "overlays/local/kind/x.yaml", 3)
+
+
+def test_the_extra_load_happens_only_between_modes_with_shared_local_files(
+        repo_copy: Path, monkeypatch) -> None:
+    from parity import model
+
+    loads = []
+    real = model.load
+    monkeypatch.setattr(model, "load", lambda root, sel: loads.append(sel) or real(root, sel))
+    run_diff(repo_copy)
+    assert len(loads) == 2  # no overlays/local/*.yaml: nothing more
+    local(repo_copy, "x.yaml", "{}\n")
+    loads.clear()
+    cli.diff(repo_copy, "kind:1", "kind:2", None)
+    assert len(loads) == 2  # one mode: nothing more
+    loads.clear()
+    run_diff(repo_copy)
+    assert [s.shared_local for s in loads] == [True, True, False, False]

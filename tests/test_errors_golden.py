@@ -16,23 +16,13 @@ import pytest
 from parity import cli
 from parity.errors import ParityError
 
-from filetest import read_case, write_case
+from filetest import apply_edits, read_case, write_case
 
 CASES = sorted((Path(__file__).parent / "golden" / "errors").glob("*.txt"))
 
 
 def run_case(root: Path, sections: dict[str, str]) -> str:
-    for name, body in sections.items():
-        if name.startswith("file: "):
-            target = root / name[6:].strip()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body, encoding="utf-8")
-        elif name.startswith("append: "):
-            target = root / name[8:].strip()
-            target.write_text(target.read_text(encoding="utf-8") + body, encoding="utf-8")
-        elif name.startswith("generate: "):
-            target = root / name[10:].strip()
-            target.write_text(eval(body, {}), encoding="utf-8")  # noqa: S307 - test data
+    apply_edits(root, sections)
     args = dict(mode="compose", phase="1")
     sets, env = [], {}
     for word in shlex.split(sections.get("args", "")):

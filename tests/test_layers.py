@@ -51,6 +51,49 @@ def test_local_overlay_applies_and_is_explained(repo_copy: Path) -> None:
         "base/services/api.yaml:6", "overlays/modes/kind.yaml:9", "overlays/local/me.yaml:3"]
 
 
+def test_per_mode_local_overlays_apply_after_the_shared_ones_to_their_mode_only(
+        repo_copy: Path) -> None:
+    local = repo_copy / "overlays" / "local"
+    (local / "kind").mkdir(parents=True)
+    (local / "me.yaml").write_text("services:\n  api:\n    replicas: 3\n")
+    (local / "kind" / "more.yaml").write_text("services:\n  api:\n    replicas: 4\n")
+    (local / "kind" / "notes.txt").write_text("not a layer\n")
+    kind = model.load(repo_copy, Selection("kind", 1))
+    assert describe(kind.layers) == "base -> mode:kind -> images:default -> local -> local:kind"
+    assert [layer.rel for layer in kind.layers if layer.name == "local:kind"] == [
+        "overlays/local/kind/more.yaml"]
+    info = model.explain(kind, "services.api.replicas")
+    assert info["value"] == 4
+    assert [(c["layer"], c["location"]) for c in info["chain"]] == [
+        ("base", "base/services/api.yaml:6"), ("mode:kind", "overlays/modes/kind.yaml:9"),
+        ("local", "overlays/local/me.yaml:3"), ("local:kind", "overlays/local/kind/more.yaml:3")]
+    compose = model.load(repo_copy, Selection("compose", 1))
+    assert describe(compose.layers) == "base -> mode:compose -> images:default -> local"
+    assert compose.stack.services["api"].replicas == 3
+
+
+def test_a_selection_can_leave_out_the_shared_local_overlays_only(repo_copy: Path) -> None:
+    local = repo_copy / "overlays" / "local"
+    (local / "compose").mkdir(parents=True)
+    (local / "me.yaml").write_text("{}\n")
+    (local / "compose" / "mine.yaml").write_text("{}\n")
+    layers = plan_layers(repo_copy, Selection("compose", 1, shared_local=False))
+    assert describe(layers) == "base -> mode:compose -> images:default -> local:compose"
+
+
+@pytest.mark.parametrize("mode", ["compose", "kind"])
+def test_an_unknown_local_subdirectory_is_an_error_in_every_mode(repo_copy: Path,
+                                                                 mode: str) -> None:
+    (repo_copy / "overlays" / "local" / "kinds").mkdir(parents=True)
+    with pytest.raises(InputError) as exc:
+        model.load(repo_copy, Selection(mode, 1))
+    assert exc.value.exit_code == 2
+    assert exc.value.render() == (
+        "overlays/local/kinds/: unknown local overlay directory 'kinds' (did you mean "
+        "'kind'?)\n  next: a subdirectory of overlays/local/ applies to one mode and is "
+        "named after it: compose/, kind/; files for every mode go in overlays/local/ itself")
+
+
 def test_phase_overlay_adds_env_and_dependencies() -> None:
     p1 = model.load(ROOT, Selection("compose", 1)).stack.services["api"]
     p2 = model.load(ROOT, Selection("compose", 2)).stack.services["api"]
@@ -179,7 +222,11 @@ def test_inv_diff_lint_and_render_tasks() -> None:
     drift = run_inv("diff", "--set", "services.api.image=parity/api:9")
     assert drift.returncode == 0  # --set applies to both sides: no drift between them
     out = run_inv("lint", "--mode", "kind", "--phase", "3")
-    assert (out.returncode, out.stdout.strip()) == (0, "kind phase 3: lint clean")
+    from parity import rules
+
+    count = len([r for r in rules.RULES if "kind" in r.modes])
+    assert (out.returncode, out.stdout.strip()) == (
+        0, f"kind phase 3: model rules clean ({count} rules)\nkind phase 3: lint clean")
 
 
 

@@ -104,6 +104,8 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
 
     policy = d.load_policy(root)
     rules = policy.rules
+    labels: tuple[str, str] = ("from", "to")
+    hidden: list = []
     mode_a, phase_a = parse_side(side_from, phase)
     mode_b, phase_b = parse_side(side_to, phase)
     sel_a = selection(mode_a, phase_a, profile, sets)
@@ -129,13 +131,23 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
         diffs = d.rendered_diff(files_a, files_b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase} (rendered)"
     else:
-        diffs = d.model_diff(root, sel_a, sel_b, rules)
+        from . import model
+
+        a, b = model.load(root, sel_a), model.load(root, sel_b)
+        diffs = d.diff_resolved(a, b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
+        if sel_a.mode != sel_b.mode:
+            labels = (sel_a.mode, sel_b.mode)
+            # between modes: what the shared overlays/local/*.yaml hide (one more
+            # load, only here and only when such a file applies)
+            hidden = d.hidden_by_local(root, a, b, diffs, rules, labels)
+        else:
+            labels = (f"{sel_a.mode}:{sel_a.phase}", f"{sel_b.mode}:{sel_b.phase}")
     diffs, unused = policy.accept(diffs, datetime.date.today(),
                                   "rendered" if against is not None or level == "rendered"
                                   else "model")
-    text = d.format_json(diffs, title, unused) if fmt == "json" \
-        else d.format_text(diffs, title, unused)
+    text = d.format_json(diffs, title, unused, hidden) if fmt == "json" \
+        else d.format_text(diffs, title, unused, labels, hidden)
     return text, 1 if d.summary(diffs)["contract"] else 0
 
 
@@ -161,22 +173,34 @@ def render(root: Path, sel: Selection, out: str | None = None) -> str:
 
 
 def lint(root: Path, sel: Selection) -> tuple[str, int]:
-    """Cross-reference lint of a fresh render; exit 1 with findings."""
-    from . import lint as lint_mod, model
+    """The model rules of the selection (mistakes both modes would share, and for
+    kind what a cluster needs; parity.rules), then the cross-reference lint of a
+    fresh render. Exit 1 with any unwaived violation or finding."""
+    from . import lint as lint_mod, model, rules
     from .render import RenderContext, render as do_render
     from .diff import _load_docs
 
-    stack = model.load(root, sel).stack
+    resolved = model.load(root, sel)
+    stack = resolved.stack
+    violations = rules.check(resolved, root)
     files = do_render(stack, RenderContext())
     if sel.mode == "kind":
         findings = lint_mod.lint_kind(_load_docs(files["manifests.yaml"]), stack)
     else:
         findings = lint_mod.lint_compose(_load_docs(files["docker-compose.yaml"])[0], stack)
-    if not findings:
-        return f"{sel.mode} phase {sel.phase}: lint clean", 0
-    lines = [f"{sel.mode} phase {sel.phase}: {len(findings)} findings"]
-    lines += [f"  {f.obj} {f.field}: {f.message}" for f in findings]
-    return "\n".join(lines), 1
+    failing = [v for v in violations if v.failing]
+    lines = []
+    if violations:
+        lines.append(rules.report(violations, f"{sel.mode} phase {sel.phase}: model rules"))
+    else:
+        lines.append(f"{sel.mode} phase {sel.phase}: model rules clean "
+                     f"({len([r for r in rules.RULES if sel.mode in r.modes])} rules)")
+    if findings:
+        lines.append(f"{sel.mode} phase {sel.phase}: {len(findings)} findings in the render")
+        lines += [f"  {f.obj} {f.field}: {f.message}" for f in findings]
+    else:
+        lines.append(f"{sel.mode} phase {sel.phase}: lint clean")
+    return "\n".join(lines), int(bool(failing or findings))
 
 
 # --------------------------------------------------------------------------- lifecycle

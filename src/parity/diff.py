@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, did_you_mean
-from .nodes import Map, Scalar, Seq
+from .nodes import ListKey, Loc, Map, Scalar, Seq
 
 CLASSES = ("transport", "placement", "contract")
 ABSENT = "(absent)"
@@ -89,6 +89,37 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where one side's value comes from: the newest entry of the node's history
+    (the layer, file and line that last set it). ``absent``: the path does not exist
+    on that side, and the location is its nearest existing parent's."""
+
+    layer: str
+    file: str | None
+    line: int | None
+    absent: bool = False
+    #: for an absent path, what the location is (text output only)
+    why: str = field(default="parent last changed", compare=False)
+
+    @classmethod
+    def of(cls, loc: Loc, absent: bool = False, why: str = "parent last changed") -> "Source":
+        if loc.layer == "default":
+            return cls("default", None, None, absent, why)
+        return cls(loc.layer, loc.file, loc.line or None, absent, why)
+
+    def __str__(self) -> str:
+        if self.file is None:
+            where = "schema default"
+        else:
+            where = (f"{self.file}:{self.line}" if self.line else self.file) + f" ({self.layer})"
+        return f"absent; {self.why} at {where}" if self.absent else where
+
+    def as_json(self) -> dict:
+        return {"layer": self.layer, "file": self.file, "line": self.line,
+                "absent": self.absent}
+
+
+@dataclass(frozen=True)
 class Difference:
     path: str
     from_value: Any
@@ -100,6 +131,11 @@ class Difference:
     accepted: "Acceptance | None" = None
     #: an acceptance that matched but has expired (the difference fails again)
     expired: "Acceptance | None" = None
+    #: where each side's value was last set (model level; None where no source exists)
+    from_source: Source | None = None
+    to_source: Source | None = None
+    #: the path as the tuple the merged tree is walked by (model level)
+    parts: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def failing(self) -> bool:
@@ -107,7 +143,9 @@ class Difference:
 
     def as_json(self) -> dict:
         d = {"path": self.path, "from": self.from_value, "to": self.to_value,
-             "class": self.cls, "rule": self.rule, "reason": self.reason}
+             "class": self.cls, "rule": self.rule, "reason": self.reason,
+             "from_source": self.from_source.as_json() if self.from_source else None,
+             "to_source": self.to_source.as_json() if self.to_source else None}
         if self.accepted is not None:
             d["accepted"] = self.accepted.as_json()
         if self.expired is not None:
@@ -145,7 +183,7 @@ def _pattern(glob: str) -> re.Pattern:
 
 POLICY_FILE = Path("base") / "parity-policy.yaml"
 _RULE_KEYS = ("id", "path", "class", "reason", "when", "level")
-_WHEN = ("same-reference",)
+_WHEN = ("same-reference", "edge")
 
 
 def load_policy(root: Path) -> list[Rule]:
@@ -158,11 +196,13 @@ def load_policy(root: Path) -> list[Rule]:
                          hint="restore base/parity-policy.yaml from git")
     tree = load_file(path, rel, "policy")
     rules_node = tree.entries.get("rules")
-    if set(tree.entries) - {"rules", "accepted"}:
-        key = sorted(set(tree.entries) - {"rules", "accepted"})[0]
-        raise InputError(f"unknown key '{key}'{did_you_mean(key, ['rules', 'accepted'])}",
+    # waivers: of the model rules, read by parity.rules.load_waivers
+    if set(tree.entries) - {"rules", "accepted", "waivers"}:
+        key = sorted(set(tree.entries) - {"rules", "accepted", "waivers"})[0]
+        raise InputError(f"unknown key '{key}'"
+                         f"{did_you_mean(key, ['rules', 'accepted', 'waivers'])}",
                          where=str(tree.keylocs[key]),
-                         hint="the policy has two keys: rules and accepted")
+                         hint="the policy has three keys: rules, accepted and waivers")
     if not isinstance(rules_node, Seq):
         raise InputError("'rules' must be a list", where=str(tree.loc))
     rules: list[Rule] = []
@@ -203,6 +243,22 @@ def load_policy(root: Path) -> list[Rule]:
 _ACCEPT_KEYS = ("id", "path", "reason", "until", "level")
 
 
+def parse_until(value, item, base: str) -> date:
+    """The ``until:`` of a policy entry (an accepted difference or a waiver) as a
+    date; anything else is an InputError at its line."""
+    until = value
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until)
+        except ValueError:
+            until = None
+    if not isinstance(until, date):
+        raise InputError(f"until '{value}' is not a date",
+                         where=str(item.entries["until"].loc), path=f"{base}.until",
+                         hint="write the last day it holds as YYYY-MM-DD")
+    return until
+
+
 def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
     if node is None:
         return []
@@ -230,16 +286,7 @@ def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
             if k in data and not isinstance(data[k], str):
                 raise InputError(f"'{k}' must be a string", where=str(item.entries[k].loc),
                                  path=f"{base}.{k}")
-        until = data["until"]
-        if isinstance(until, str):
-            try:
-                until = date.fromisoformat(until)
-            except ValueError:
-                until = None
-        if not isinstance(until, date):
-            raise InputError(f"until '{data['until']}' is not a date",
-                             where=str(item.entries["until"].loc), path=f"{base}.until",
-                             hint="write the last day it holds as YYYY-MM-DD")
+        until = parse_until(data["until"], item, base)
         if data.get("level", "model") not in ("model", "rendered"):
             raise InputError(f"level '{data['level']}' is not one of model, rendered",
                              where=str(item.entries["level"].loc), path=f"{base}.level")
@@ -252,11 +299,17 @@ def _load_accepted(node, seen: set[str]) -> list[Acceptance]:
     return out
 
 
-def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> tuple[str, str, str]:
+def classify(rules: list[Rule], path: str, level: str, same_reference: bool,
+             edge: bool = False) -> tuple[str, str, str]:
+    """The first rule that matches ``path`` and whose condition holds: ``same-reference``
+    (both sides wrote the same reference template) or ``edge`` (the service in the
+    path has ``role: edge`` on both sides)."""
     for rule in rules:
         if not rule.matches(path, level):
             continue
         if rule.when == "same-reference" and not same_reference:
+            continue
+        if rule.when == "edge" and not edge:
             continue
         return rule.cls, rule.id, rule.reason
     return "contract", "(none)", NO_RULE
@@ -264,28 +317,40 @@ def classify(rules: list[Rule], path: str, level: str, same_reference: bool) -> 
 
 # --------------------------------------------------------------------------- flattening
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "", parts: dict[str, tuple] | None = None
+            ) -> dict[str, Any]:
     """Leaves by path. Lists of named mappings are keyed by name, lists of scalars
-    compare as sets of items (``depends_on[nats]``), other lists whole."""
+    compare as sets of items (``depends_on[nats]``), other lists whole. ``parts``, if
+    given, receives each path as the tuple :func:`parity.model.locate` walks (a key
+    may itself contain a dot, so the text alone is ambiguous)."""
     out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        if not value and prefix:
-            out[prefix] = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list):
-        if value and all(isinstance(i, dict) and "name" in i for i in value):
-            for item in value:
-                out.update(flatten({k: v for k, v in item.items() if k != "name"},
-                                   f"{prefix}[{item['name']}]"))
-        elif value and all(not isinstance(i, (dict, list)) for i in value) and \
-                prefix.endswith("depends_on"):
-            for item in value:
-                out[f"{prefix}[{item}]"] = True
+
+    def put(path: str, key: tuple, v: Any) -> None:
+        out[path] = v
+        if parts is not None:
+            parts[path] = key
+
+    def walk(value: Any, prefix: str, key: tuple) -> None:
+        if isinstance(value, dict):
+            if not value and prefix:
+                put(prefix, key, {})
+            for k, v in value.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k), key + (k,))
+        elif isinstance(value, list):
+            if value and all(isinstance(i, dict) and "name" in i for i in value):
+                for item in value:
+                    walk({k: v for k, v in item.items() if k != "name"},
+                         f"{prefix}[{item['name']}]", key + (ListKey(str(item["name"])),))
+            elif value and all(not isinstance(i, (dict, list)) for i in value) and \
+                    prefix.endswith("depends_on"):
+                for item in value:
+                    put(f"{prefix}[{item}]", key + (ListKey(str(item)),), True)
+            else:
+                put(prefix, key, value)
         else:
-            out[prefix] = value
-    else:
-        out[prefix] = value
+            put(prefix, key, value)
+
+    walk(value, prefix, ())
     return out
 
 
@@ -361,6 +426,9 @@ def model_view(resolved) -> tuple[dict, dict]:
     return view, raw
 
 
+_SERVICE = re.compile(r"services\.([^.\[\]]+)")
+
+
 def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
                level: str = "model") -> list[Difference]:
     out: list[Difference] = []
@@ -371,32 +439,187 @@ def diff_views(a: dict, b: dict, raw_a: dict, raw_b: dict, rules: list[Rule],
             path = f"services.{name}"
             cls, rule, reason = classify(rules, path, level, False)
             out.append(Difference(path, "(present)" if name in sa else ABSENT,
-                                  "(present)" if name in sb else ABSENT, cls, rule, reason))
+                                  "(present)" if name in sb else ABSENT, cls, rule, reason,
+                                  parts=("services", name)))
     common = set(sa) & set(sb)
+    edges = {n for n in common if sa[n].get("role") == "edge" == sb[n].get("role")}
+    parts: dict[str, tuple] = {}
     fa = flatten({**{k: v for k, v in a.items() if k != "services"},
-                  "services": {k: v for k, v in sa.items() if k in common}})
+                  "services": {k: v for k, v in sa.items() if k in common}}, parts=parts)
     fb = flatten({**{k: v for k, v in b.items() if k != "services"},
-                  "services": {k: v for k, v in sb.items() if k in common}})
+                  "services": {k: v for k, v in sb.items() if k in common}}, parts=parts)
     ra, rb = flatten(raw_a), flatten(raw_b)
     for path in sorted(set(fa) | set(fb)):
         va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
         if va == vb:
             continue
         same_ref = path in ra and path in rb and ra[path] == rb[path]
-        cls, rule, reason = classify(rules, path, level, same_ref)
-        out.append(Difference(path, va, vb, cls, rule, reason))
+        svc = _SERVICE.match(path)
+        edge = svc is not None and svc.group(1) in edges
+        cls, rule, reason = classify(rules, path, level, same_ref, edge)
+        out.append(Difference(path, va, vb, cls, rule, reason, parts=parts[path]))
     return out
+
+
+def source(tree: Map, parts: tuple, full: Map | None = None) -> Source:
+    """The provenance of the value at ``parts`` in ``tree`` (the enabled services):
+    the newest entry of its node's history; when the path is absent, that of its
+    nearest existing parent, or, for a service of a later phase (in ``full``, the
+    tree of every phase), its ``phase:``."""
+    from .model import locate
+
+    node, _ = locate(tree, parts)
+    if node is not None:
+        return Source.of(node.loc)
+    if full is not None and len(parts) >= 2 and parts[0] == "services" \
+            and locate(tree, parts[:2])[0] is None:
+        phase, _ = locate(full, ("services", parts[1], "phase"))
+        if isinstance(phase, Scalar):
+            return Source.of(phase.loc, absent=True, why=f"starts in phase {phase.value}")
+    for depth in range(len(parts) - 1, -1, -1):
+        parent, _ = locate(tree, parts[:depth])
+        if parent is not None:
+            return Source.of(parent.loc, absent=True)
+    return Source.of(tree.loc, absent=True)  # pragma: no cover - the root always exists
+
+
+def with_sources(diffs: list[Difference], a, b) -> list[Difference]:
+    """Each difference with the provenance of both sides (:class:`parity.model.Resolved`),
+    looked up once per path and side."""
+    from .model import enabled_tree
+
+    ta, tb = enabled_tree(a), enabled_tree(b)
+    return [replace(d, from_source=source(ta, d.parts, a.tree),
+                    to_source=source(tb, d.parts, b.tree)) for d in diffs]
+
+
+def diff_resolved(a, b, rules: list[Rule]) -> list[Difference]:
+    """The classified differences of two loaded selections (:class:`parity.model.Resolved`),
+    each with where both sides' values come from."""
+    va, raw_a = model_view(a)
+    vb, raw_b = model_view(b)
+    return with_sources(diff_views(va, vb, raw_a, raw_b, rules), a, b)
 
 
 def model_diff(root: Path, sel_a, sel_b, rules: list[Rule] | None = None) -> list[Difference]:
     from . import model
 
     rules = load_policy(root).rules if rules is None else rules
-    a = model.load(root, sel_a)
-    b = model.load(root, sel_b)
-    va, raw_a = model_view(a)
-    vb, raw_b = model_view(b)
-    return diff_views(va, vb, raw_a, raw_b, rules)
+    return diff_resolved(model.load(root, sel_a), model.load(root, sel_b), rules)
+
+
+# --------------------------------------------------------------------------- hidden by local
+
+@dataclass(frozen=True)
+class Hidden:
+    """A difference between two modes that the shared local overlays hide (or
+    reclassify): it exists without ``overlays/local/*.yaml``, not (or not so) with it."""
+
+    path: str
+    from_value: Any
+    to_value: Any
+    cls: str                    # the class without the shared local layers
+    cls_with_local: str | None  # the class with them; None: no difference at all
+    local: Source | None        # the shared local entry that sets the path, if direct
+    local_files: tuple[str, ...]
+    introduced_by: tuple[Source, ...]
+    labels: tuple[str, str]
+
+    def message(self) -> str:
+        if self.local is not None:
+            who = f"{_where(self.local)} sets {self.path} for both modes"
+        else:
+            who = (f"{', '.join(self.local_files)} change(s) {self.path} for both modes "
+                   "through another value")
+        intro = " and ".join(_where(s) for s in self.introduced_by)
+        text = (f"WARNING: {who} and hides a difference {intro} introduced "
+                f"({self.labels[0]} {_show(self.from_value)}, "
+                f"{self.labels[1]} {_show(self.to_value)})")
+        if self.cls_with_local is not None:
+            text += f": {self.cls} without the shared local layers, {self.cls_with_local} with them"
+        return text
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "from": self.from_value, "to": self.to_value,
+                "class": self.cls, "class_with_local": self.cls_with_local,
+                "local_source": self.local.as_json() if self.local else None,
+                "introduced_by": [s.as_json() for s in self.introduced_by],
+                "message": self.message()}
+
+
+def _where(src: Source) -> str:
+    if src.file is None:
+        return "a schema default"
+    return f"{src.file}:{src.line}" if src.line else src.file
+
+
+def _introducers(d: Difference) -> tuple[Source, ...]:
+    """The side(s) whose value makes the difference: the mode-specific layers
+    (mode:X, local:X) when they are the source, else every side that has one."""
+    sides = [s for s in (d.from_source, d.to_source) if s is not None]
+    if len(sides) == 2 and sides[0] == sides[1]:
+        return (sides[0],)
+    present = [s for s in sides if not s.absent] or sides
+    specific = [s for s in present if s.layer.startswith(("mode:", "local:"))]
+    return tuple(specific or present)
+
+
+def _local_entry(local_layers: list, trees: tuple[Map, ...], parts: tuple) -> Source | None:
+    """Where a shared local overlay sets (or removes) the value at ``parts``: the
+    newest local file that names the path, or replaces or removes a parent of it;
+    else the newest local entry in the merged node's history. None when the value
+    changed only through another one (e.g. a reference's resolution)."""
+    from .layers import _load_layer
+    from .model import locate
+
+    for layer in reversed(local_layers):
+        overlay = _load_layer(layer)
+        for depth in range(len(parts), 0, -1):
+            node, _ = locate(overlay, parts[:depth])
+            if node is None:
+                continue
+            if depth == len(parts) or (node.op is not None
+                                       and node.op.name in ("replace", "remove")):
+                return Source.of(node.loc)
+            break
+    for tree in trees:
+        node, _ = locate(tree, parts)
+        if node is not None:
+            loc = next((x for x in reversed(node.hist) if x.layer == "local"), None)
+            if loc is not None:
+                return Source.of(loc)
+    return None
+
+
+def hidden_by_local(root: Path, a, b, diffs: list[Difference], rules: list[Rule],
+                    labels: tuple[str, str]) -> list[Hidden]:
+    """Compare two loaded selections again without the shared local overlays
+    (``overlays/local/*.yaml``); every path that differs without them but not with
+    them, or differs in another class, is a difference they hide. Loads nothing when
+    no shared local overlay applies."""
+    from dataclasses import replace as dc_replace
+
+    from . import model
+    from .model import enabled_tree
+
+    local_layers = [layer for layer in a.layers if layer.name == "local"]
+    local_files = tuple(layer.rel for layer in local_layers)
+    if not local_files:
+        return []
+    bare = diff_resolved(model.load(root, dc_replace(a.selection, shared_local=False)),
+                         model.load(root, dc_replace(b.selection, shared_local=False)), rules)
+    now = {d.path: d for d in diffs}
+    trees = (enabled_tree(a), enabled_tree(b))
+    out: list[Hidden] = []
+    for d in bare:
+        hit = now.get(d.path)
+        if hit is not None and hit.cls == d.cls:
+            continue
+        local = _local_entry(local_layers, trees, d.parts)
+        out.append(Hidden(d.path, d.from_value, d.to_value, d.cls,
+                          hit.cls if hit is not None else None, local, local_files,
+                          _introducers(d), labels))
+    return out
 
 
 # --------------------------------------------------------------------------- rendered level
@@ -480,7 +703,8 @@ def _show(v: Any) -> str:
 
 
 def format_text(diffs: list[Difference], title: str,
-                unused: list[Acceptance] = ()) -> str:
+                unused: list[Acceptance] = (), labels: tuple[str, str] = ("from", "to"),
+                hidden: list[Hidden] = ()) -> str:
     counts = summary(diffs)
     accepted = f"{counts['accepted']} accepted, " if counts["accepted"] else ""
     lines = [f"{title}: {len(diffs)} differences "
@@ -499,6 +723,8 @@ def format_text(diffs: list[Difference], title: str,
         for d in group:
             lines.append(f"  {d.path}")
             lines.append(f"      {_show(d.from_value)}  ->  {_show(d.to_value)}")
+            if d.from_source is not None and d.to_source is not None:
+                lines.append(f"      {labels[0]}: {d.from_source}   {labels[1]}: {d.to_source}")
             lines.append(f"      rule: {d.rule} — {d.reason}")
             if d.accepted is not None:
                 a = d.accepted
@@ -511,15 +737,21 @@ def format_text(diffs: list[Difference], title: str,
         lines.append("\nACCEPTED, BUT MATCHED NOTHING HERE (remove them once the drift is "
                      "fixed)")
         lines += [f"  {a.id}: {a.path} ({a.where})" for a in unused]
+    if hidden:
+        lines.append("")
+        lines += [h.message() for h in hidden]
+        lines.append("  (overlays/local/*.yaml applies to every mode; a change for one mode "
+                     "goes in overlays/local/<mode>/. The exit code ignores these warnings.)")
     return "\n".join(lines)
 
 
 def format_json(diffs: list[Difference], title: str,
-                unused: list[Acceptance] = ()) -> str:
+                unused: list[Acceptance] = (), hidden: list[Hidden] = ()) -> str:
     import json
 
     counts = summary(diffs)
     return json.dumps({"comparison": title, "contract_differences": counts["contract"],
                        "counts": counts, "differences": [d.as_json() for d in diffs],
-                       "unused_acceptances": [a.id for a in unused]},
+                       "unused_acceptances": [a.id for a in unused],
+                       "hidden_by_local": [h.as_json() for h in hidden]},
                       indent=2, default=str)

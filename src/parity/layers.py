@@ -4,7 +4,8 @@
     overlays/phases/<N>.yaml    for N = 1 .. the chosen phase, in order
     overlays/modes/<mode>.yaml
     overlays/images/<profile>.yaml
-    overlays/local/*.yaml       the developer's own (git-ignored), sorted
+    overlays/local/*.yaml       the developer's own (git-ignored), sorted, every mode
+    overlays/local/<mode>/*.yaml  the developer's own, for the chosen mode only
     PARITY_* variables          the documented ones only (see ENV_VARS)
     --set path=value            in the order given
 
@@ -53,6 +54,9 @@ class Selection:
     profile: str | None = None
     sets: tuple[str, ...] = ()
     environ: Mapping[str, str] = field(default_factory=dict)
+    #: apply the shared ``overlays/local/*.yaml``; ``inv diff`` compares without them
+    #: too, to warn when a value set for both modes hides a difference between them
+    shared_local: bool = True
 
     def effective_profile(self) -> str:
         return self.profile or self.environ.get("PARITY_IMAGE_PROFILE") or DEFAULT_PROFILE
@@ -60,7 +64,8 @@ class Selection:
 
 @dataclass(frozen=True)
 class Layer:
-    name: str                  # base, phase:2, mode:kind, images:offline, local, env, set
+    name: str                  # base, phase:2, mode:kind, images:offline, local,
+                               # local:kind, env, set
     file: Path | None = None   # None for env/--set layers
     rel: str = ""
     text: str | None = None    # for synthesized layers (env, --set): a path=value item
@@ -110,14 +115,30 @@ def plan_layers(root: Path, sel: Selection) -> list[Layer]:
     out.append(Layer(f"images:{profile}", f, _rel(root, f)))
     local = root / "overlays" / "local"
     if local.is_dir():
-        for f in sorted(local.glob("*.yaml")):
-            out.append(Layer("local", f, _rel(root, f)))
+        _check_local_dirs(root, local)
+        if sel.shared_local:
+            for f in sorted(local.glob("*.yaml")):
+                out.append(Layer("local", f, _rel(root, f)))
+        for f in sorted((local / sel.mode).glob("*.yaml")):
+            out.append(Layer(f"local:{sel.mode}", f, _rel(root, f)))
     for var, (path, _) in ENV_VARS.items():
         if path and var in sel.environ:
             out.append(Layer("env", None, f"${var}", f"{path}={sel.environ[var]}"))
     for item in sel.sets:
         out.append(Layer("set", None, f"--set {item}", item))
     return out
+
+
+def _check_local_dirs(root: Path, local: Path) -> None:
+    """overlays/local/ holds shared *.yaml and one directory per mode, nothing else:
+    a misnamed directory would otherwise be silently ignored."""
+    for d in sorted(p for p in local.iterdir() if p.is_dir()):
+        if d.name not in MODES:
+            raise InputError(f"unknown local overlay directory '{d.name}'"
+                             f"{did_you_mean(d.name, MODES)}", where=_rel(root, d) + "/",
+                             hint="a subdirectory of overlays/local/ applies to one mode "
+                                  f"and is named after it: {', '.join(m + '/' for m in MODES)}; "
+                                  "files for every mode go in overlays/local/ itself")
 
 
 def describe(layers: list[Layer]) -> str:

@@ -360,6 +360,10 @@ def locate(tree: Map, path: tuple) -> tuple[Node | None, Loc]:
             else:
                 match = [i for i in node.items if isinstance(i, Map) and isinstance(
                     i.entries.get("name"), Scalar) and str(i.entries["name"].value) == part]
+                if not match and isinstance(part, ListKey):
+                    # a list of scalars (depends_on) names its items by their value
+                    match = [i for i in node.items
+                             if isinstance(i, Scalar) and str(i.value) == part]
                 if not match:
                     return None, loc
                 node = match[0]

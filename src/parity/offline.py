@@ -58,18 +58,24 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
 
 
 def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
-    from . import cli, diff, lint, model, validators
+    from . import cli, diff, lint, model, rules, validators
     from .render import RenderContext, render, write
     from . import secrets
 
     started = time.monotonic()
     rows: list[Row] = []
+    try:
+        waivers = rules.load_waivers(root)
+    except ParityError as exc:
+        return [Row("policy", "waivers", False, "", [exc.render()])], \
+            time.monotonic() - started
     for mode in ("compose", "kind"):
         for phase in (1, 2, 3):
             target = f"{mode}:{phase}"
             sel = cli.selection(mode, phase, environ=environ)
             try:
-                stack = model.load(root, sel).stack
+                resolved = model.load(root, sel)
+                stack = resolved.stack
                 out = root / ".parity" / "validate" / mode / f"phase{phase}"
                 files = render(stack, RenderContext.for_output(root, out))
                 write(files, out)
@@ -100,6 +106,13 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
                                              stack)
             rows.append(Row(target, "cross-reference lint", not findings, "",
                             [f"{f.obj} {f.field}: {f.message}" for f in findings]))
+            violations = rules.check(resolved, root, waivers)
+            failing = [v for v in violations if v.failing]
+            waived = len(violations) - len(failing)
+            rows.append(Row(target, "model rules", not failing,
+                            f"{len([r for r in rules.RULES if mode in r.modes])} rules"
+                            + (f", {waived} waived" if waived else ""),
+                            [v.render() for v in failing]))
     import datetime
 
     policy = diff.load_policy(root)
@@ -116,6 +129,8 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
         contract = [f"{d.path}: {d.from_value} -> {d.to_value} (rule {d.rule})"
                     + (f"; acceptance {d.expired.id} expired on {d.expired.until}"
                        if d.expired else "")
+                    + (f"\n    compose: {d.from_source}   kind: {d.to_source}"
+                       if d.from_source is not None and d.to_source is not None else "")
                     for d in diffs if d.failing]
         accepted = f", {counts['accepted']} accepted" if counts["accepted"] else ""
         rows.append(Row(f"compose~kind:{phase}", "parity diff (no contract drift)",
