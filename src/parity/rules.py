@@ -121,6 +121,18 @@ class Ctx:
             return None
         return str(node.loc if node.loc.layer != "default" else loc)
 
+    def build_contexts(self) -> Iterator[tuple[str, dict, Path]]:
+        """(service, build, resolved context) of every build whose context is a
+        directory inside the repository (the others are build-context-outside-repo's)."""
+        root = self.root.resolve()
+        for name, svc in self.services.items():
+            b = svc.get("build")
+            if not b:
+                continue
+            ctx = (root / b["context"]).resolve()
+            if ctx.is_relative_to(root) and ctx.is_dir():
+                yield name, b, ctx
+
     def strings(self, name: str) -> Iterator[tuple[tuple, str]]:
         """(path, raw string) of every env value and file content of a service."""
         svc = self.services[name]
@@ -947,14 +959,7 @@ _COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.I)
 
 @rule("build-context-holds-state", "a build context that sends the repository's state")
 def _build_context_state(c: Ctx):
-    root = c.root.resolve()
-    for name, svc in c.services.items():
-        b = svc.get("build")
-        if not b:
-            continue
-        ctx = (root / b["context"]).resolve()
-        if not ctx.is_relative_to(root) or not ctx.is_dir():
-            continue
+    for name, b, ctx in c.build_contexts():
         ignored = _dockerignore(ctx)
         sent = [d for d in (".parity", ".git", ".venv") if (ctx / d).exists()
                 and not any(p.strip("/") in (d, f"{d}/**", f"{d}/*") for p in ignored)]
@@ -976,13 +981,7 @@ def _dockerignore(ctx: Path) -> list[str]:
 @rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
 def _build_source_missing(c: Ctx):
     root = c.root.resolve()
-    for name, svc in c.services.items():
-        b = svc.get("build")
-        if not b:
-            continue
-        ctx = (root / b["context"]).resolve()
-        if not ctx.is_relative_to(root) or not ctx.is_dir():
-            continue
+    for name, b, ctx in c.build_contexts():
         if (ctx / "build.yaml").is_file():
             continue  # a script build (images.py): no Dockerfile COPY to check
         fetched = _fetched(ctx)
