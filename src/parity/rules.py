@@ -173,7 +173,7 @@ def _literal_browser_url(c: Ctx):
                      re.I)
     # a browser URL assembled by hand around the domain reference
     built = re.compile(r"https?://[\w.-]*\$\{stack:domain\}(:\d+)?", re.I)
-    loopback = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|(?<![\w.-]))(localhost|127\.0\.0\.1|"
+    loopback = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|(?<![\w.-]))(localhost|127\.0\.0\.11|127\.0\.0\.1|"
                           r"\[::1\]|host\.docker\.internal|host\.containers\.internal|"
                           r"gateway\.docker\.internal)(?::(\d+))?(?![\w.-])", re.I)
     routes = {r.host: r.name for r in c.stack.routes().values()}
@@ -204,7 +204,9 @@ def _literal_browser_url(c: Ctx):
         own = {p["port"] for p in (c.services.get(name) or {}).get("ports") or []}
         if m.group(2) and int(m.group(2)) in own and SELF_KEY.search(key):
             continue  # the service's own CLI talking to it (BAO_ADDR, …): fine
-        what = ("the Docker host" if "internal" in m.group(1).lower()
+        what = ("Docker's embedded DNS server, which only compose networks have (kind "
+                "pods ask CoreDNS)" if m.group(1) == "127.0.0.11" else
+                "the Docker host" if "internal" in m.group(1).lower()
                 else "the container itself (in compose and kind alike), never another "
                      "service or the browser's machine")
         yield path, f"'{m.group(0)}' reaches {what}", \
@@ -875,6 +877,15 @@ def _identity_reference(c: Ctx):
                     yield path, (f"{key} is '{value}', but no client of the realm puts it in "
                                  "its tokens' audiences, so every token is refused"), \
                         f"add {value} to the audiences of the clients that call {name}"
+    for cid, cl in clients.items():
+        cl = cl or {}
+        if cl.get("type") == "public" and cl.get("standard_flow", True) and \
+                cl.get("pkce") != "S256":
+            what = "PKCE 'plain'" if cl.get("pkce") == "plain" else "no PKCE"
+            yield ("identity", "clients", cid, "pkce") if cl.get("pkce") else \
+                ("identity", "clients", cid), (
+                f"public client {cid} logs users in with {what}: anyone who sees the "
+                "redirect can redeem its code"), "pkce: S256"
     yield from _token_paths(c, ident)
 
 
@@ -1049,6 +1060,76 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out + ([(start, buf)] if buf else [])
 
 
+@rule("image-not-buildable", "an image only a build makes, with no build")
+def _image_not_buildable(c: Ctx):
+    built = {s["image"].split("@", 1)[0].rsplit(":", 1)[0]: n for n, s in c.services.items()
+             if s.get("build")}
+    for name, svc in c.services.items():
+        if svc.get("build"):
+            continue
+        repo = svc["image"].split("@", 1)[0].rsplit(":", 1)[0]
+        if repo in built:
+            yield ("services", name), (
+                f"{name} runs {svc['image']} without a build, an image only "
+                f"{built[repo]}'s build makes: it exists where someone built it, and "
+                "nowhere else (no registry has it)"), \
+                f"give {name} the build of {built[repo]}"
+
+
+def _norm(key: str) -> str:
+    return key.lower().replace("-", "_").lstrip("_")
+
+
+@rule("env-key-typo", "an env key one letter off the one the others use")
+def _env_key_typo(c: Ctx):
+    import difflib
+
+    users: dict[str, set[str]] = {}
+    for name, svc in c.services.items():
+        for key in svc.get("env") or {}:
+            users.setdefault(key, set()).add(name)
+    keys = sorted(users)
+    for name, svc in c.services.items():
+        own = set(svc.get("env") or {})
+        for key in sorted(own):
+            if len(users[key]) > 1 or len(key) < 8:
+                continue
+            near = [k for k in difflib.get_close_matches(key, keys, n=3, cutoff=0.9)
+                    if k != key and k not in own and len(users[k]) >= 1
+                    and k.split("_")[0] == key.split("_")[0]]
+            if near:
+                yield ("services", name, "env", key), (
+                    f"{key} is set only here, and {', '.join(sorted(users[near[0]]))} "
+                    f"use {near[0]}: a program reading {near[0]} never sees it"), \
+                    f"rename it {near[0]}"
+
+
+@rule("env-contradicts-args", "an env value that contradicts a command-line argument")
+def _env_contradicts_args(c: Ctx):
+    for name, svc in c.services.items():
+        items = [str(x) for x in [*(svc.get("command") or []), *(svc.get("args") or [])]]
+        flags: dict[str, str] = {}
+        for i, item in enumerate(items):
+            if not item.startswith("--"):
+                continue
+            flag, eq, value = item[2:].partition("=")
+            if not eq:
+                value = items[i + 1] if i + 1 < len(items) and \
+                    not items[i + 1].startswith("-") else ""
+            if value:
+                flags[_norm(flag)] = value
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str) or "${" in value:
+                continue
+            for flag, arg in flags.items():
+                if (_norm(key) == flag or _norm(key).endswith("_" + flag)) and arg != value:
+                    yield ("services", name, "env", key), (
+                        f"{key}={value} but {name} is started with --{flag} {arg}: which "
+                        "one wins depends on the program"), \
+                        f"set one of them, or give both the same value"
+                    break
+
+
 # --------------------------------------------------------------------------- cluster rules
 
 KIND_STORAGE_CLASSES = ("standard",)   # kind's local-path provisioner (node image)
@@ -1067,6 +1148,13 @@ def _stateful_replicas(c: Ctx):
                 f"{name} runs a dev-mode server ('{dev}') with {svc['replicas']} replicas: "
                 "each keeps its state in its own memory, so requests land on instances "
                 "that do not know each other"), "replicas: 1 for a dev-mode server"
+            continue
+        if svc.get("storage") and svc.get("workload") != "stateful" and \
+                (svc.get("replicas") or 0) > 1:
+            yield ("services", name, "replicas"), (
+                f"{name} keeps data on a volume ({svc['storage'][0]['path']}) and runs "
+                f"{svc['replicas']} replicas: they write one volume at once (compose) or "
+                "each its own (kind)"), "replicas: 1 for a service with storage"
             continue
         if svc.get("workload") == "stateful" and (svc.get("replicas") or 0) > 1:
             yield ("services", name, "replicas"), (
