@@ -282,7 +282,7 @@ def test_fetch_checks_the_pinned_sha256(tmp_path):
 
 def test_fetch_lists_pin_versions_and_hashes():
     for name in ("temporal", "openbao"):
-        (f,) = images._load_fetch(ROOT / "overlays/images/offline" / name, ROOT)
+        (f,) = images.load_fetch(ROOT / "overlays/images/offline" / name, ROOT)
         assert f.version and f.sha256, name
 
 

@@ -117,10 +117,7 @@ class Target:
     @property
     def http(self):
         if self._http is None:
-            from .edgehttp import session
-
-            self._http = session(self.address, self.stack.http_port, self.stack.https_port,
-                                 self.ca_file)
+            self._http = self.new_http()
         return self._http
 
     def prepare(self) -> None:

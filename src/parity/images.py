@@ -282,7 +282,7 @@ def _dockerfile_build(svc, root: Path) -> ImageBuild:
     # A build arg naming an image (BASE_IMAGE=...) is a dependency even when the
     # Dockerfile spells it differently.
     extra = [v for _, v in args if _looks_like_image(v)]
-    fetch = _load_fetch(context, root)
+    fetch = load_fetch(context, root)
     return ImageBuild(
         image=svc.image, kind="dockerfile", context=context, rel=_rel(root, context),
         dockerfile=dockerfile, target=b.target, args=args,
@@ -306,23 +306,29 @@ def _looks_like_image(value: str) -> bool:
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+]([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
+def dockerfile_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, instruction) of a Dockerfile: comments and blank lines
+    dropped, continuation lines joined."""
+    out, buf, start = [], "", 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if not buf:
+            start = n
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        out.append((start, buf + line))
+        buf = ""
+    return out + ([(start, buf)] if buf else [])
+
+
 def dockerfile_parents(text: str, args: Mapping[str, str], target: str | None = None
                        ) -> list[str]:
     """The images a Dockerfile is built FROM (build stages excluded), with ``ARG``
     defaults before the first ``FROM`` and the given build args substituted."""
-    lines: list[str] = []
-    buf = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not buf and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            buf += stripped[:-1] + " "
-            continue
-        lines.append(buf + stripped)
-        buf = ""
-    if buf:
-        lines.append(buf)
+    lines = [line for _, line in dockerfile_lines(text)]
     scope: dict[str, str] = {}
     stages: list[tuple[str, str | None]] = []
     seen_from = False
@@ -932,7 +938,7 @@ def _load_script(context: Path, root: Path) -> Script:
     return Script(script, bool(data.get("root")), tuple(needs))
 
 
-def _load_fetch(context: Path, root: Path) -> tuple[Fetch, ...]:
+def load_fetch(context: Path, root: Path) -> tuple[Fetch, ...]:
     f = context / FETCH_FILE
     if not f.is_file():
         return ()

@@ -991,11 +991,13 @@ def _dockerignore(ctx: Path) -> list[str]:
 
 @rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
 def _build_source_missing(c: Ctx):
+    from .images import dockerfile_lines
+
     root = c.root.resolve()
     for name, b, ctx in c.build_contexts():
         if (ctx / "build.yaml").is_file():
             continue  # a script build (images.py): no Dockerfile COPY to check
-        fetched = _fetched(ctx)
+        fetched = _fetched(ctx, root)
         df = (ctx / (b.get("dockerfile") or "Dockerfile"))
         try:
             text = df.read_text(encoding="utf-8")
@@ -1005,7 +1007,7 @@ def _build_source_missing(c: Ctx):
                 "fix build.dockerfile (relative to build.context)"
             continue
         where = df.relative_to(root) if df.is_relative_to(root) else df
-        for lineno, line in _logical_lines(text):
+        for lineno, line in dockerfile_lines(text):
             m = _COPY.match(line)
             if not m:
                 continue
@@ -1030,34 +1032,16 @@ def _build_source_missing(c: Ctx):
                     break
 
 
-def _fetched(ctx: Path) -> set[str]:
+def _fetched(ctx: Path, root: Path) -> set[str]:
     """What ``inv images`` puts into a copy of the context before building
-    (``fetch.yaml``: pinned wheels' members)."""
-    import yaml
+    (``fetch.yaml``: pinned wheels' members); a broken list is images' to report."""
+    from .errors import ParityError
+    from .images import load_fetch
 
     try:
-        data = yaml.safe_load((ctx / "fetch.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        return {f.dest.strip("/") for f in load_fetch(ctx, root)}
+    except ParityError:
         return set()
-    return {str(w.get("dest", "")).strip("/") for w in data.get("wheels") or []
-            if isinstance(w, dict)}
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, instruction) with continuation lines joined."""
-    out, buf, start = [], "", 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not buf and (not line or line.startswith("#")):
-            continue
-        if not buf:
-            start = n
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        out.append((start, buf + line))
-        buf = ""
-    return out + ([(start, buf)] if buf else [])
 
 
 @rule("image-not-buildable", "an image only a build makes, with no build")
@@ -1178,13 +1162,15 @@ def _dependency_scaled_to_zero(c: Ctx):
                     f"give {dep} at least 1 replica, or remove it from {name}'s depends_on"
 
 
-_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024,
-          "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
-
-
 def quantity(text: str) -> float:
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?", str(text))
-    return float(m.group(1)) * _UNITS[m.group(2) or ""] if m else float("nan")
+    """A quantity in base units (cores, bytes); NaN when it is not one (the schema
+    refuses those first)."""
+    from .schema import quantity as exact
+
+    try:
+        return float(exact(text))
+    except ValueError:
+        return float("nan")
 
 
 @rule("resource-units", "a resource quantity in a unit nobody means")

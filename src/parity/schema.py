@@ -10,12 +10,29 @@ did-you-mean.
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 # DNS-1035 label: what Kubernetes requires of Service names (starts with a letter)
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 # IANA service name: <= 15 chars, at least one letter, no '--'
 PORT_NAME = r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"
 ENV_KEY = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+_FACTORS = {None: 1, "m": "0.001", "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+def quantity(text: str) -> Decimal:
+    """A Kubernetes quantity (``500m``, ``2``, ``512Mi``) as an exact Decimal;
+    ValueError when ``text`` is not one."""
+    m = _QUANTITY.match(str(text))
+    if not m:
+        raise ValueError(f"'{text}' is not a quantity")
+    return Decimal(m.group(1)) * Decimal(_FACTORS[m.group(2)])
 
 _name = {"type": "string", "pattern": DNS_LABEL}
 _port_ref = {"type": "string", "pattern": PORT_NAME}

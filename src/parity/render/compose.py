@@ -31,6 +31,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from .. import schema
 from .. import secrets as secret_store
 from .. import yamlio
 from ..errors import InputError
@@ -396,18 +397,13 @@ def _deploy(svc: Service) -> dict[str, Any]:
     return out
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9,
-            "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
 def _quantity(svc: Service, fpath: tuple, text: str) -> Decimal:
     """A Kubernetes quantity as an exact number."""
-    m = _QUANTITY.match(text)
-    if not m:
+    try:
+        return schema.quantity(text)
+    except ValueError:
         raise _error(svc, fpath, f"'{text}' is not a quantity",
-                     "write e.g. 500m or 2 (cpu), 512Mi or 1Gi (memory)")
-    return Decimal(m.group(1)) * _FACTORS[m.group(2)]
+                     "write e.g. 500m or 2 (cpu), 512Mi or 1Gi (memory)") from None
 
 
 def _cpus(svc: Service, fpath: tuple, text: str) -> str:
