@@ -90,7 +90,8 @@ def test_lint_runs_the_rules_and_exits_1(repo_copy: Path) -> None:
     assert ("overlays/local/x.yaml:3: services.postgres.replicas: [stateful-replicas] "
             "postgres is stateful with 2 replicas") in text
     text, code = cli.lint(repo_copy, cli.selection("compose", 1))
-    assert code == 0, text  # a cluster rule: compose runs one container anyway
+    assert code == 1, text  # compose scales it too: two containers on one volume
+    assert "[stateful-replicas]" in text
 
 
 def write_waivers(root: Path, body: str) -> None:

@@ -615,7 +615,15 @@ def _internal_dns(c: Ctx):
         name = pattern.format(service=probe, namespace=st.namespace)
     except (KeyError, IndexError, ValueError):
         return  # the model's validation reports a malformed pattern
-    if st.mode == "kind":
+    if name.endswith("." + st.domain) or name == st.domain:
+        yield ("stack", "internal_dns"), (
+            f"'{pattern}' puts internal names under the browser domain {st.domain}: "
+            f"{{service}}.{st.domain} is also a browser host the edge answers for (and "
+            "resolves to loopback in kind), so a service reaches the edge, or itself, "
+            "instead of the other service"), \
+            "keep internal names off stack.domain: {service} (compose) or " \
+            "{service}.{namespace}.svc.cluster.local (kind)"
+    elif st.mode == "kind":
         ns = st.namespace
         ok = {probe, f"{probe}.{ns}", f"{probe}.{ns}.svc", f"{probe}.{ns}.svc.cluster.local"}
         if name in ok:
@@ -745,10 +753,11 @@ def _image_drift(c: Ctx):
         top_key, top_names = ranked[0]
         for key, names in ranked[1:]:
             for name in names:
+                other = c.where(("services", top_names[0], "build")) or "?"
                 yield ("services", name, "build"), (
                     f"{name} builds {image} from {key[0]}/{key[1]}, but "
                     f"{', '.join(top_names)} build that name from "
-                    f"{top_key[0]}/{top_key[1]}: whichever builds last wins"), \
+                    f"{top_key[0]}/{top_key[1]} ({other}): whichever builds last wins"), \
                     "give each recipe its own image name, or build both from one"
 
 
@@ -1122,7 +1131,7 @@ KIND_STORAGE_CLASSES = ("standard",)   # kind's local-path provisioner (node ima
 DEV_MODE = re.compile(r"(--?dev|start-dev|--?dev-mode|server-dev|--?in-memory)", re.I)
 
 
-@rule("stateful-replicas", "a stateful service with more than one replica", modes=("kind",))
+@rule("stateful-replicas", "a stateful service with more than one replica")
 def _stateful_replicas(c: Ctx):
     for name, svc in c.services.items():
         dev = next((a for a in [*(svc.get("command") or []), *(svc.get("args") or [])]
@@ -1280,6 +1289,290 @@ def _unknown_storage_class(c: Ctx):
 
 # --------------------------------------------------------------------------- running
 
+# --------------------------------------------------------------------------- wiring rules
+
+#: env keys whose value is a trust store path (the variable names the tools read)
+CA_KEY = re.compile(r"^(SSL_CERT_FILE|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|"
+                    r"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH|GIT_SSL_CAINFO|AWS_CA_BUNDLE|"
+                    r"[A-Z0-9_]*_CA_(FILE|CERT|BUNDLE|PATH))$")
+
+
+def _mounted(svc: dict) -> set[str]:
+    """Paths a service gets from the model: its files, secret files and CA bundle."""
+    paths = {f.get("path") for f in svc.get("files") or []}
+    paths |= {f.get("path") for f in svc.get("secret_files") or []}
+    if svc.get("ca_bundle"):
+        paths.add(svc["ca_bundle"])
+    return {p for p in paths if p}
+
+
+@rule("ca-bundle-path", "a trust store variable that misses the local CA the model mounts")
+def _ca_bundle_path(c: Ctx):
+    for name, svc in c.services.items():
+        bundle = svc.get("ca_bundle")
+        if not bundle:
+            continue
+        mounted = _mounted(svc)
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str) or not CA_KEY.match(key) or "${" in value:
+                continue
+            if value.startswith("/") and value not in mounted:
+                yield ("services", name, "env", key), (
+                    f"{key} points at {value}, but parity mounts the local CA at "
+                    f"ca_bundle {bundle}: {name} does not trust the edge's certificate "
+                    "(the issuer, every https route) in any mode"),                     f"set {key}: {bundle} (or move ca_bundle)"
+
+
+def _names_in_key(key: str, names: set[str]) -> list[str]:
+    """Service names a variable's name starts with (REDIS_PORT -> redis)."""
+    k = key.lower().replace("-", "_")
+    return [n for n in sorted(names, key=len, reverse=True)
+            if k.startswith(n.replace("-", "_") + "_")]
+
+
+_REF_TARGET = re.compile(r"\$\{(service|host|port):([a-z0-9][-a-z0-9]*)")
+
+
+@rule("reference-to-another-service", "a variable named after one service that points at another")
+def _reference_to_another_service(c: Ctx):
+    names = set(c.services) | set((c.data.get("services") or {}))
+    stack = re.escape(c.stack.name)
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str):
+                continue
+            path = ("services", name, "env", key)
+            meant = _names_in_key(key, names)
+            targets = {m.group(2) for m in _REF_TARGET.finditer(value)}
+            if meant and targets and meant[0] not in targets and meant[0] != name and \
+                    all(t in names for t in targets):
+                other = sorted(targets)[0]
+                yield path, (f"{key} is named after {meant[0]}, but '{value}' points at "
+                             f"{other}: {name} reaches {other} where it means {meant[0]}, "
+                             "in every mode"), \
+                    f"point it at {meant[0]}: ${{{_REF_TARGET.search(value).group(1)}:" \
+                    f"{meant[0]}{'.PORT' if _REF_TARGET.search(value).group(1) != 'host' else ''}}}"
+                continue
+            m = re.search(rf"\$\{{stack:(name|namespace)\}}[-_.]([a-z0-9][-a-z0-9]*)", value)
+            if m and m.group(2).split(".")[0] in names:
+                target = m.group(2).split(".")[0]
+                yield path, (f"'{value}' assembles a host name from ${{stack:{m.group(1)}}}: "
+                             f"no runtime calls {target} that (compose knows the service "
+                             "name, kind the Service's DNS name)"), \
+                    f"write ${{host:{target}}}"
+            elif HOST_KEY.search(key) and \
+                    re.search(rf"(?<![\w.-]){stack}[-_]([a-z0-9][-a-z0-9]*)", _outside_refs(value)):
+                m2 = re.search(rf"(?<![\w.-]){stack}[-_]([a-z0-9][-a-z0-9]*)", value)
+                target = m2.group(1)
+                for n in sorted(names, key=len, reverse=True):
+                    if target == n or target.startswith(n + "-") or target.startswith(n + "_"):
+                        yield path, (f"'{m2.group(0)}' is a container-style name of {n}: "
+                                     "no such host in kind, and compose names it after the "
+                                     "project"), f"write ${{host:{n}}}"
+                        break
+
+
+COOKIE_DOMAIN = re.compile(r"COOKIE_?DOMAIN$", re.I)
+
+
+@rule("cookie-domain", "a cookie domain the service's own host cannot set")
+def _cookie_domain(c: Ctx):
+    hosts: dict[str, list[str]] = {}
+    for r in c.stack.routes().values():
+        hosts.setdefault(r.service, []).append(f"{r.host}.{c.stack.domain}".lower())
+    for name, svc in c.services.items():
+        own = hosts.get(name)
+        if not own:
+            continue
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str) or not COOKIE_DOMAIN.search(key):
+                continue
+            v = value.replace("${stack:domain}", c.stack.domain).strip().lstrip(".").lower()
+            if not v or "${" in v:
+                continue
+            bad = [h for h in own if h != v and not h.endswith("." + v)]
+            if bad:
+                yield ("services", name, "env", key), (
+                    f"{key} is '{v}', but {name} answers on {', '.join(bad)}: a browser "
+                    "drops a cookie whose domain does not contain the host that sets it, in "
+                    "every mode"), \
+                    "use ${stack:domain} (shared by every route) or the service's own host"
+
+
+@rule("client-without-secret", "a service given a confidential client without its secret")
+def _client_without_secret(c: Ctx):
+    clients = (c.data.get("identity") or {}).get("clients") or {}
+    provider = (c.data.get("identity") or {}).get("provider")
+    for name, svc in c.services.items():
+        if name == provider:
+            continue
+        env = svc.get("env") or {}
+        for key, value in env.items():
+            if not (isinstance(value, str) and re.search(r"CLIENT_?ID$", key)
+                    and value in clients):
+                continue
+            cl = clients[value] or {}
+            if cl.get("type") != "confidential":
+                continue
+            secret = cl.get("secret") or {}
+            given = any(isinstance(v, dict) and v.get("secret") == secret.get("secret")
+                        and v.get("key") == secret.get("key") for v in env.values())
+            given |= any(f.get("secret") == secret.get("secret")
+                         for f in svc.get("secret_files") or [])
+            if not given:
+                routed = any(r.service == name for r in c.stack.routes().values())
+                why = (" and a browser cannot keep one: a browser app needs a public client"
+                       if routed else "")
+                yield ("services", name, "env", key), (
+                    f"{name} uses client {value}, a confidential client, but is not given "
+                    f"its secret ({secret.get('secret')}/{secret.get('key')}){why}: every "
+                    "token request fails in every mode"), \
+                    (f"use a public client with PKCE for {name}" if routed else
+                     f"add the client secret: {{secret: {secret.get('secret')}, key: "
+                     f"{secret.get('key')}}}")
+
+
+#: env keys that say where a program keeps its data
+DATA_ENV = re.compile(r"^(PGDATA|[A-Z0-9_]*_(DATA|DATA_DIR|DATADIR|STORAGE_PATH|DATA_PATH|"
+                      r"STORE_DIR|STATE_DIR))$")
+
+
+@rule("data-env-outside-volume", "a data directory variable that points outside the volume")
+def _data_env_outside_volume(c: Ctx):
+    for name, svc in c.services.items():
+        mounts = [v["path"].rstrip("/") for v in svc.get("storage") or []]
+        if not mounts:
+            continue
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str) or not DATA_ENV.match(key) or \
+                    not value.startswith("/"):
+                continue
+            if not any(value == m or value.startswith(m + "/") for m in mounts):
+                yield ("services", name, "env", key), (
+                    f"{key} puts {name}'s data in {value}, but its volume is mounted at "
+                    f"{', '.join(mounts)}: the data lives in the container's layer and is "
+                    "gone with the container (compose) or the pod (kind)"), \
+                    f"keep {key} under {mounts[0]} (or move the storage path)"
+
+
+_ENV_NAME = re.compile(r"""["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["'`]|\$\{?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)""")
+_SOURCE_SUFFIX = {".py", ".js", ".mjs", ".ts", ".go", ".sh", ".rb", ".java", ".kt", ".rs"}
+
+
+def _source_names(ctx: Path, dockerfile: Path) -> dict[str, str]:
+    """UPPER_SNAKE names the sources a Dockerfile copies mention (name -> file:line)."""
+    out: dict[str, str] = {}
+    for rel, n, line in _source_lines(ctx, dockerfile):
+        for m in _ENV_NAME.finditer(line):
+            out.setdefault(m.group(1) or m.group(2), f"{rel}:{n}")
+    return out
+
+
+@rule("env-key-the-app-never-reads", "an env key the service's code never reads, next to one it does")
+def _env_key_unread(c: Ctx):
+    import difflib
+
+    for name, b, ctx in c.build_contexts():
+        df = ctx / (b.get("dockerfile") or "Dockerfile")
+        read = _source_names(ctx, df)
+        if not read:
+            continue
+        env = svc_env = c.services[name].get("env") or {}
+        unset = [k for k in read if k not in svc_env]
+        for key in sorted(env):
+            if key in read:
+                continue
+            near = [k for k in unset if k.startswith(key) or key.startswith(k)] or \
+                difflib.get_close_matches(key, unset, n=1, cutoff=0.85)
+            if near:
+                yield ("services", name, "env", key), (
+                    f"{name}'s code never reads {key}; it reads {near[0]} "
+                    f"({b['context']}/{read[near[0]]}), which the model does not set"), \
+                    f"rename {key} to {near[0]}"
+
+
+LIVENESS_PATHS = {"/healthz", "/livez", "/health", "/ping", "/alive", "/status"}
+_READY_ROUTE = re.compile(r"""["'](/readyz|/ready|/health/ready)["']""")
+
+
+@rule("readiness-on-liveness", "a readiness probe on the liveness endpoint of an app that has a readiness one")
+def _readiness_on_liveness(c: Ctx):
+    for name, b, ctx in c.build_contexts():
+        http = ((c.services[name].get("readiness") or {}).get("http") or {})
+        path = str(http.get("path") or "")
+        if path.rstrip("/") not in LIVENESS_PATHS:
+            continue
+        df = ctx / (b.get("dockerfile") or "Dockerfile")
+        found = _source_match(ctx, df, _READY_ROUTE)
+        if found:
+            what, where = found
+            yield ("services", name, "readiness", "http", "path"), (
+                f"{name}'s readiness asks {path}, which answers as soon as the process "
+                f"runs; its code serves {what} ({b['context']}/{where}), which checks its "
+                "dependencies: it is reported ready before it can serve, in every mode"), \
+                f"path: {what}"
+
+
+def _source_files(ctx: Path, dockerfile: Path) -> list[Path]:
+    """The source files a Dockerfile copies from its context (its own COPY lines)."""
+    from .images import dockerfile_lines
+
+    try:
+        lines = dockerfile_lines(dockerfile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return []
+    files: list[Path] = []
+    for _, line in lines:
+        m = _COPY.match(line)
+        if not m or "--from" in m.group(2):
+            continue
+        words = [w for w in m.group(2).split() if not w.startswith("--")]
+        for src in words[:-1]:
+            if "://" in src or "$" in src or src.startswith("["):
+                continue
+            for hit in ctx.glob(src.lstrip("/")):
+                items = [hit] if hit.is_file() else sorted(hit.rglob("*"))
+                files += [f for f in items if f.is_file() and f.suffix in _SOURCE_SUFFIX]
+    return files[:400]
+
+
+def _source_lines(ctx: Path, dockerfile: Path) -> Iterator[tuple[str, int, str]]:
+    for f in _source_files(ctx, dockerfile):
+        try:
+            if f.stat().st_size > 512 * 1024:
+                continue
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        rel = str(f.relative_to(ctx))
+        for n, line in enumerate(text.splitlines(), 1):
+            yield rel, n, line
+
+
+def _source_match(ctx: Path, dockerfile: Path, pattern: re.Pattern) -> tuple[str, str] | None:
+    for rel, n, line in _source_lines(ctx, dockerfile):
+        m = pattern.search(line)
+        if m:
+            return m.group(1), f"{rel}:{n}"
+    return None
+
+
+@rule("build-under-upstream-name", "a local build tagged with an upstream image's name")
+def _build_under_upstream_name(c: Ctx):
+    for name, svc in c.services.items():
+        if not svc.get("build"):
+            continue
+        ref = svc["image"].split("@", 1)[0]
+        first = ref.split("/", 1)[0]
+        if "/" not in ref or "." in first or ":" in first or first == "localhost" or \
+                first == "library":
+            yield ("services", name, "image"), (
+                f"{name} is built here but tagged '{svc['image']}', the name of an image a "
+                "registry serves: a pull and this build give two different images under one "
+                "name, and which one runs depends on the machine's cache"), \
+                f"tag the build with a name of your own (e.g. {c.stack.name}/{name}:…)"
+
+
 def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
     """``waivers:`` of the policy file (bad entries are InputError, exit 2)."""
     from .diff import parse_until
@@ -1346,6 +1639,12 @@ def check(resolved, root: Path, waivers: list[Waiver] | None = None) -> list[Vio
             node, loc = locate(resolved.tree, path)
             if node is not None and node.loc.layer != "default":
                 loc = node.loc  # the layer that last set it (a list replaced in an overlay)
+            up = path
+            while loc.layer == "default" and up:
+                up = up[:-1]  # filled by a default: point at the nearest written parent
+                parent, loc = locate(resolved.tree, up)
+                if parent is not None and parent.loc.layer != "default":
+                    loc = parent.loc
             v = Violation(r.id, format_path(path), str(loc), message, fix)
             w = next((w for w in waivers if w.matches(v)), None) if r.waivable else None
             out.append(replace(v, waiver=w) if w else v)
