@@ -34,6 +34,15 @@ def engine(fn):
             if os.environ.get("PARITY_DEBUG"):
                 raise
             raise Exit(f"error: {exc.render()}", code=exc.exit_code) from None
+        except OSError as exc:
+            # a last-resort net: a write that missed parity.fsio (full disk,
+            # read-only or foreign-owned .parity/) is still an exit 3, not a traceback
+            from parity.fsio import is_write_problem, write_error
+
+            if os.environ.get("PARITY_DEBUG") or not is_write_problem(exc):
+                raise
+            err = write_error(exc, exc.filename or "(unknown path)")
+            raise Exit(f"error: {err.render()}", code=err.exit_code) from None
 
     return wrapper
 

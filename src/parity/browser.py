@@ -243,7 +243,9 @@ def _keep(page, journal: Journal, logs_root: Path, t) -> str:
     from .secrets import mask
 
     out = logs_root / f"browser-{t.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    from . import fsio
+
+    fsio.ensure_dir(out)
     kept = []
     try:
         page.screenshot(path=str(out / "screenshot.png"), full_page=True)
@@ -251,6 +253,6 @@ def _keep(page, journal: Journal, logs_root: Path, t) -> str:
     except Exception:  # noqa: BLE001 - a crashed page has no screenshot
         pass
     for name, lines in (("console.log", journal.console), ("network.log", journal.network)):
-        (out / name).write_text(mask("\n".join(lines) + "\n", t.state), encoding="utf-8")
+        fsio.write_atomic(out / name, mask("\n".join(lines) + "\n", t.state))
     kept += ["console.log", "network.log"]
     return f"kept {', '.join(kept)} in {out}"

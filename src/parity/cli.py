@@ -156,16 +156,23 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
 def render(root: Path, sel: Selection, out: str | None = None) -> str:
     """Render one mode and phase into ``out`` (default .parity/build/<mode>/phase<N>/)."""
     from . import model, secrets
-    from .render import RenderContext, default_out, render as do_render, write
+    from .render import RenderContext, default_out, render as do_render
+
+    from .fsio import Entry, ensure_dir, write_all
 
     resolved = model.load(root, sel)
     target = Path(out).resolve() if out else default_out(root, sel.mode, sel.phase)
     files = do_render(resolved.stack, RenderContext.for_output(root, target))
-    changed = write(files, target)
+    entries = [Entry(target / name, files[name]) for name in sorted(files)]
     if sel.mode == "compose":
-        # compose reads secret env files at `config` and `up`; create them once
-        secrets.ensure(resolved.stack, root / ".parity")
-        secrets.write_env_files(resolved.stack, root / ".parity")
+        # compose reads secret env files at `config` and `up`: the values and env
+        # files are planned and checked with the render, and written with it in one
+        # batch, so a refusal writes nothing
+        store = secrets.plan(resolved.stack, root / ".parity")
+        ensure_dir(secrets.store_dir(root / ".parity"), secrets.DIR_MODE)
+        entries += store.entries()
+    written = set(write_all(entries))
+    changed = [name for name in sorted(files) if target / name in written]
     rel = target.relative_to(root) if target.is_relative_to(root) else target
     names = ", ".join(sorted(files))
     return f"{sel.mode} phase {sel.phase}: {rel}/ ({names}; " + (

@@ -616,9 +616,15 @@ def build(stack, root: Path, *, progress: Progress | None = None, force: bool = 
 def _build_lock(root: Path, say: Progress):
     """One image build per checkout at a time (two would debootstrap the same base
     and race on the tags)."""
+    from . import fsio
+
     path = root / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    fsio.ensure_dir(path.parent)
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise fsio.write_error(exc, path) from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -659,8 +665,14 @@ def _build_one(ib: ImageBuild, root: Path, say: Progress, force: bool,
     missing = [p for p in ib.parents if p not in parent_ids and p not in ib.depends_on]
     say(f"{ib.image}: building from {ib.rel} ({reason})")
     log_path = root / LOG_DIR / (re.sub(r"[^A-Za-z0-9_.-]+", "_", ib.image) + ".log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as log:
+    from . import fsio
+
+    fsio.ensure_dir(log_path.parent)
+    try:
+        log = open(log_path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise fsio.write_error(exc, log_path) from None
+    with log:
         if ib.kind == "rootfs":
             _build_rootfs(ib, root, digest, log, log_path, say)
         elif ib.kind == "script":

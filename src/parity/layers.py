@@ -125,8 +125,17 @@ def plan_layers(root: Path, sel: Selection) -> list[Layer]:
         if path and var in sel.environ:
             out.append(Layer("env", None, f"${var}", f"{path}={sel.environ[var]}"))
     for item in sel.sets:
-        out.append(Layer("set", None, f"--set {item}", item))
+        out.append(Layer("set", None, set_label(item), item))
     return out
+
+
+def set_label(item: str) -> str:
+    """How a ``--set`` item is named in messages and provenance: in full, except
+    that a value under ``secrets`` is masked (it may be a secret value)."""
+    path_text, sep, _ = item.partition("=")
+    if sep and re.match(r"\s*secrets(?![^.\[=\s])", path_text):
+        return f"--set {path_text}=********"
+    return f"--set {item}"
 
 
 def _check_local_dirs(root: Path, local: Path) -> None:

@@ -435,6 +435,11 @@ def _schema_message(err) -> tuple[str, str, list]:
                     "starting with a letter, ending with a letter or digit, at most 63 "
                     "characters)",
                     "rename it, e.g. 'my-service'", [])
+        if err.validator_value == schema.SECRET_KEY:
+            return (f"'{inst}' is not a valid secret key (letters, digits, '-', '_' and '.', "
+                    "at most 253 characters, not '.' and not starting with '..'): it names "
+                    "a file under .parity/secrets/<secret>/ and a key of a Kubernetes Secret",
+                    "rename the key, e.g. 'password'", [])
         if err.validator_value == schema.PORT_NAME:
             return (f"'{inst}' is not a valid port name (at most 15 lowercase letters, digits "
                     "and single '-', with at least one letter)",
@@ -448,6 +453,16 @@ def _schema_message(err) -> tuple[str, str, list]:
                 "quote the value, or give a secret reference", [])
     if v in ("minimum", "maximum"):
         return f"{inst} is out of range ({err.message.split(' is ', 1)[1]})", "fix it", []
+    if v in ("minProperties", "maxProperties") and isinstance(inst, dict):
+        keys = ", ".join(map(str, inst)) or "none"
+        if v == "maxProperties":
+            return (f"give at most {err.validator_value} of these keys (found {keys})",
+                    "keep one", [])
+        return (f"give at least {err.validator_value} key (found {keys})",
+                "add one (a secret key takes generate: N or value: TEXT)", [])
+    if list(err.absolute_path)[:1] == ["secrets"]:
+        # jsonschema's own messages quote the instance, which may hold a secret value
+        return f"the value does not satisfy '{v}'", "fix the value", []
     return err.message, "fix the value", []
 
 
@@ -474,8 +489,10 @@ def validate_schema(tree: Map, order: str) -> list[ParityError]:
 _IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
-def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
-    """Rules a schema cannot state: references, cycles, phases, uniqueness."""
+def validate_semantics(tree: Map, phase: int, order: str,
+                       root: Path | None = None) -> list[ParityError]:
+    """Rules a schema cannot state: references, cycles, phases, uniqueness; with
+    ``root``, that every build context and Dockerfile is inside the repository."""
     data = to_plain(tree)
     services: dict[str, dict] = data.get("services", {})
     secrets: dict[str, dict] = data.get("secrets", {}) or {}
@@ -503,6 +520,10 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
         err(("stack", "edge", "https_port"), "https cannot use port 80: the edge serves "
             "plain http on 80 inside the stack", "pick another port, e.g. "
             "PARITY_HTTPS_PORT=8443")
+
+    _check_dns(data.get("stack") or {}, services, err)
+    _check_secret_names(secrets, err)
+    _check_images(data, err, root)
 
     route_names: dict[str, tuple] = {}
     route_hosts: dict[tuple[str, str], tuple] = {}
@@ -549,6 +570,11 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
             elif workload == "job" and kinds[0] != "completion":
                 err(base + ("readiness", kinds[0]), "a job is ready when it completes",
                     "use readiness: {completion: {}}")
+            elif kinds[0] == "http" and readiness_path_problem(
+                    rd["http"]["path"], svc.get("role") == "edge"):
+                err(base + ("readiness", "http", "path"), f"'{rd['http']['path']}' "
+                    + readiness_path_problem(rd["http"]["path"], svc.get("role") == "edge"),
+                    "percent-encode other characters (a space is %20)")
             elif kinds[0] in ("http", "tcp") and rd[kinds[0]]["port"] not in port_names:
                 p = rd[kinds[0]]["port"]
                 err(base + ("readiness", kinds[0], "port"), f"no port named '{p}'"
@@ -557,6 +583,10 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
         # routes
         for r in svc.get("routes") or []:
             rp = base + ("routes", ListKey(r["name"]))
+            why = route_path_problem(r.get("path", "/"))
+            if why:
+                err(rp + ("path",), f"'{r.get('path')}' {why}", "use a plain absolute path "
+                    "of letters, digits and . _ ~ / % : @ + , = -")
             if r["port"] not in port_names:
                 err(rp + ("port",), f"no port named '{r['port']}'"
                     f"{did_you_mean(r['port'], port_names)}",
@@ -605,9 +635,14 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
             epath = base + ("env", key)
             if isinstance(value, dict):
                 _check_secret(value, secrets, epath, err)
-            elif isinstance(value, str) and enabled:
-                _check_refs(value, epath, services, phase, err, route_owner,
-                            data.get("identity"))
+                _check_env_secret(value, secrets, epath, err)
+            elif isinstance(value, str):
+                if "\0" in value:
+                    err(epath, "the value holds a NUL byte, which no environment variable "
+                        "can carry", "remove it; deliver binary data as a file (files:)")
+                if enabled:
+                    _check_refs(value, epath, services, phase, err, route_owner,
+                                data.get("identity"))
         for i, sf in enumerate(svc.get("secret_files") or []):
             _check_secret(sf, secrets, base + ("secret_files", ListKey(sf["name"])), err)
         for f in (svc.get("files") or []) if enabled else []:
@@ -615,7 +650,9 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
                         services, phase, err, route_owner, data.get("identity"))
     if isinstance(data.get("identity"), dict):
         idp.validate(data["identity"], services, phase, err,
-                     lambda ref, path: _check_secret(ref, secrets, path, err),
+                     # each password and client secret reaches the provider as env
+                     lambda ref, path: (_check_secret(ref, secrets, path, err),
+                                        _check_env_secret(ref, secrets, path, err)),
                      lambda value, path: _check_refs(value, path, services, phase, err,
                                                      route_owner, data.get("identity")),
                      route_owner)
@@ -623,6 +660,190 @@ def validate_semantics(tree: Map, phase: int, order: str) -> list[ParityError]:
         err(("services", path[0], "depends_on"), "dependency cycle: " + " -> ".join(path),
             "break the cycle: one of these must not wait for the other")
     return errors
+
+
+# A route path is written unquoted into nginx.conf (compose) and into HTTPRoute and
+# Ingress paths (kind): the RFC 3986 path characters neither treats specially.
+_ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~/%:@+,=-]*")
+
+
+def route_path_problem(path: str) -> str | None:
+    """Why a route path cannot be routed the same way in both lanes, or None."""
+    if not _ROUTE_PATH.fullmatch(path):
+        return ("has characters nginx.conf would need quoted (only letters, digits and "
+                ". _ ~ / % : @ + , = - may follow the leading '/')")
+    if any(s in path for s in ("//", "/./", "/../", "%2f", "%2F")) or \
+            path.endswith(("/..", "/.")):
+        return "is not a path Gateway API and Ingress accept ('//', '.' or '..' segments, %2f)"
+    return None
+
+
+# A readiness path goes into a single-quoted shell word and an HTTP request line
+# (the compose healthcheck) and an httpGet probe (kind): RFC 3986 path and query
+# characters but the single quote. The edge's also goes into nginx.conf.
+_PROBE_PATH = re.compile(r"/[A-Za-z0-9._~%!$&()*+,;=:@/?-]*")
+
+
+def readiness_path_problem(path: str, edge: bool = False) -> str | None:
+    if edge:
+        return route_path_problem(path)
+    if not _PROBE_PATH.fullmatch(path):
+        return ("is not a URL path the probes can send as is (RFC 3986 path and query "
+                "characters, no quote, space or control character)")
+    return None
+
+
+def _check_dns(st: dict, services: dict, err) -> None:
+    """The stack's domain and every name ``internal_dns`` gives must be DNS names:
+    they are written into nginx.conf, Compose network aliases, Kubernetes objects and
+    URLs unquoted. The pattern is substituted, never interpreted."""
+    domain = st.get("domain")
+    if isinstance(domain, str):
+        why = templates.dns_name_problem(domain)
+        if why:
+            err(("stack", "domain"), f"'{domain}' is not a DNS name: {why}",
+                "use a name such as parity.localhost")
+    pattern = st.get("internal_dns")
+    if not isinstance(pattern, str):
+        return
+    hint = ("write a DNS name with the placeholders {service} and {namespace}, e.g. "
+            "{service} or {service}.{namespace}.svc.cluster.local")
+    why = templates.dns_pattern_problem(pattern)
+    if why is None:
+        namespace = str(st.get("namespace") or "parity")
+        # a short probe first (what the pattern itself adds), then the real names
+        for name in ["svc", *sorted(services, key=lambda n: (-len(n), n))]:
+            host = templates.expand_dns(pattern, name, namespace)
+            problem = templates.dns_name_problem(host)
+            if problem:
+                why = f"for a service '{name}' it gives '{host}', and {problem}"
+                break
+    if why:
+        err(("stack", "internal_dns"), f"'{pattern}' is not a pattern of DNS names: {why}",
+            hint)
+
+
+# The Docker reference grammar (github.com/distribution/reference, regexp.go):
+# [domain[:port]/]path[:tag][@digest], path components lowercase.
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_IMAGE_REF = re.compile(
+    rf"(?P<name>(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<algorithm>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):"
+    r"(?P<hex>[0-9a-fA-F]{32,}))?")
+#: go-digest's registered algorithms and the length of their (lowercase) hex.
+_DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
+MAX_IMAGE_NAME = 255
+
+
+def image_ref_problem(ref: str) -> str | None:
+    """Why ``ref`` is not a Docker image reference, or None."""
+    m = _IMAGE_REF.fullmatch(ref)
+    if not m:
+        return ("it is not NAME[:TAG][@DIGEST] (NAME: lowercase path components of "
+                "letters, digits and . _ -, separated by '/', optionally after a "
+                "registry host[:port]/; TAG: up to 128 letters, digits, _ . -)")
+    if len(m.group("name")) > MAX_IMAGE_NAME:
+        return f"its name is longer than {MAX_IMAGE_NAME} characters"
+    if m.group("algorithm"):
+        algorithm, hexpart = m.group("algorithm"), m.group("hex")
+        if algorithm not in _DIGEST_HEX:
+            return (f"digest algorithm '{algorithm}' is not one of "
+                    f"{', '.join(_DIGEST_HEX)}")
+        if len(hexpart) != _DIGEST_HEX[algorithm]:
+            return (f"a {algorithm} digest has {_DIGEST_HEX[algorithm]} hex digits, "
+                    f"this one {len(hexpart)}")
+        if hexpart != hexpart.lower():
+            return f"a {algorithm} digest is written in lowercase hex"
+    if re.fullmatch(r"[a-f0-9]{64}", m.group("name")):
+        return "a 64-digit hex name is an image ID, which Docker refuses as a name"
+    return None
+
+
+def _check_images(data: dict, err, root: Path | None) -> None:
+    """Image references (services and the kind lane's node and edge) against the
+    Docker grammar; build contexts and Dockerfiles inside the repository."""
+    images: list[tuple[tuple, dict]] = [
+        (("services", n), s) for n, s in (data.get("services") or {}).items()]
+    kind = (data.get("stack") or {}).get("kind") or {}
+    images += [(("stack", "kind", part), kind[part]) for part in ("node", "edge")
+               if isinstance(kind.get(part), dict)]
+    repo = root.resolve() if root is not None else None
+    for base, spec in images:
+        image = spec.get("image")
+        if isinstance(image, str):
+            why = image_ref_problem(image)
+            if why:
+                err(base + ("image",), f"'{image}' is not an image reference: {why}",
+                    "write e.g. postgres:16.4-bookworm or "
+                    "registry.example:5000/team/app:1.2@sha256:<64 hex digits>")
+        b = spec.get("build")
+        if repo is None or not isinstance(b, dict) or not isinstance(b.get("context"), str):
+            continue
+        context = _inside(repo, repo, b["context"])
+        if context is None:
+            err(base + ("build", "context"), f"build context '{b['context']}' is outside "
+                "the repository (after following symlinks): a fresh clone cannot build "
+                "it, and the build could read anything there",
+                "use a directory under the repository root (apps/, overlays/images/); "
+                "paths are relative to the root")
+        elif isinstance(b.get("dockerfile"), str) and \
+                _inside(repo, context, b["dockerfile"]) is None:
+            err(base + ("build", "dockerfile"), f"Dockerfile '{b['dockerfile']}' is "
+                "outside the repository (after following symlinks)",
+                "keep the Dockerfile in the repository; build.dockerfile is relative "
+                "to build.context")
+
+
+def _inside(repo: Path, base: Path, rel: str) -> Path | None:
+    """``base / rel`` with symlinks resolved, or None when that leaves ``repo``."""
+    if "\0" in rel:
+        return None
+    try:
+        resolved = (base / rel).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unreadable path
+        return None
+    return resolved if resolved.is_relative_to(repo) else None
+
+
+def _check_env_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
+    """A declared secret value delivered as env must fit compose's raw env file
+    (one line) as the kind lane's Secret delivers it. Names the secret and key,
+    never the value."""
+    from .secrets import env_unsafe
+
+    spec = ((secrets.get(ref.get("secret")) or {}).get("keys") or {}).get(ref.get("key"))
+    declared = spec.get("value") if isinstance(spec, dict) else None
+    why = env_unsafe(declared) if isinstance(declared, str) else None
+    if why:
+        err(path + ("secret",), f"the declared value of secret {ref['secret']}/"
+            f"{ref['key']} holds {why}, which an environment variable cannot carry "
+            "unchanged in both modes "
+            "(compose's env file is one line per variable)",
+            f"deliver it as a file instead (secret_files: with secret: {ref['secret']}, "
+            f"key: {ref['key']}), or declare a value without line breaks")
+
+
+def _check_secret_names(secrets: dict, err) -> None:
+    """Secret names share .parity/secrets/ with the env files parity writes there."""
+    for name, spec in secrets.items():
+        # the schema's patterns are searched with '$', which also matches before a
+        # final line feed: a name that is a file name must match in full
+        if not re.fullmatch(schema.DNS_LABEL[1:-1], name):
+            err(("secrets", name), f"{name!r} is not a DNS-1035 label", "rename it")
+        for key in (spec.get("keys") or {}) if isinstance(spec, dict) else ():
+            if not re.fullmatch(schema.SECRET_KEY[1:-1], key):
+                err(("secrets", name, "keys", key), f"{key!r} is not a valid secret key "
+                    "(letters, digits, '-', '_' and '.', at most 253 characters, not '.' "
+                    "and not starting with '..')", "rename the key, e.g. 'password'")
+        if name in schema.RESERVED_SECRET_NAMES:
+            err(("secrets", name), f"the secret name '{name}' is reserved: parity keeps "
+                f"the compose env files in .parity/secrets/{name}/",
+                f"rename the secret, e.g. 'app-{name}'")
 
 
 def _check_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
@@ -804,7 +1025,7 @@ def load(root: Path, sel: Selection) -> Resolved:
     order = describe(layers)
     errors = validate_schema(tree, order)
     if not errors:
-        errors = validate_semantics(tree, sel.phase, order)
+        errors = validate_semantics(tree, sel.phase, order, root)
     if errors:
         raise InputErrors(errors)
     stack = dataclasses.replace(_build_stack(to_plain(tree), sel, layers),
@@ -830,29 +1051,41 @@ def enabled_tree(resolved: Resolved) -> Map:
 
 def masked_plain(resolved: Resolved) -> dict:
     """The merged model as plain data with every secret value masked."""
-    data = to_plain(enabled_tree(resolved))
-    for s in (data.get("secrets") or {}).values():
-        for k in (s.get("keys") or {}).values():
-            if "value" in k:
-                k["value"] = MASK
-    return data
+    return mask_secret_values(to_plain(enabled_tree(resolved)))
 
 
 def parse_path(text: str) -> tuple:
     """``services.api.ports[http].port`` -> ('services', 'api', 'ports', ListKey('http'),
     'port')."""
     out: list = []
-    for m in re.finditer(r"([^.\[\]]+)|\[([^\]]+)\]", text):
+    for m in re.finditer(r'([^.\[\]]+)|\[("(?:[^"\\]|\\.)*")\]|\[([^\]]+)\]', text):
         if m.group(1) is not None:
             out.append(m.group(1))
+        elif m.group(2) is not None:  # ["a.b"]: a mapping key with a dot (format_path)
+            import json
+
+            out.append(json.loads(m.group(2)))
         else:
-            g = m.group(2)
+            g = m.group(3)
             out.append(int(g) if g.isdigit() else ListKey(g))
     return tuple(out)
 
 
 def is_secret_path(path: tuple) -> bool:
     return len(path) >= 5 and path[0] == "secrets" and path[2] == "keys" and path[4] == "value"
+
+
+def mask_secret_values(value: Any, path: tuple = ()) -> Any:
+    """``value`` (plain data found at model ``path``) with every secret value in it
+    masked, however short and however deep: ``secrets``, one secret, its keys,
+    one key or the value itself."""
+    if is_secret_path(path):
+        return MASK
+    if isinstance(value, dict):
+        return {k: mask_secret_values(v, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secret_values(v, path + (i,)) for i, v in enumerate(value)]
+    return value
 
 
 def _identity_source(resolved: Resolved, path: tuple) -> str | None:
@@ -901,10 +1134,7 @@ def explain(resolved: Resolved, path_text: str) -> dict:
         raise InputError(f"no '{missing}' under {where}{did_you_mean(missing, names)}",
                          path=path_text, hint=f"keys under {where}: {', '.join(names) or 'none'}"
                          if names else "see inv config for what exists")
-    value = to_plain(node)
-    if is_secret_path(path) or (len(path) == 4 and path[0] == "secrets"
-                                and isinstance(value, dict) and "value" in value):
-        value = MASK if is_secret_path(path) else {**value, "value": MASK}
+    value = mask_secret_values(to_plain(node), path)
     chain = [{"layer": loc.layer, "location": str(loc)} for loc in node.hist]
     return {"path": format_path(path), "value": value, "chain": chain,
             "layer_order": resolved.layer_order}

@@ -118,6 +118,12 @@ def format_path(parts: tuple[Any, ...] | list[Any]) -> str:
             out += f"[{p}]"
         elif isinstance(p, int):
             out += f"[{p}]"
+        elif not str(p).strip(".") or any(c in str(p) for c in '[]"') or \
+                not str(p).isprintable():
+            # a mapping key a dotted path would make unreadable ('..', '', 'a[b]')
+            import json
+
+            out += f"[{json.dumps(str(p))}]"
         else:
             out += ("." if out else "") + str(p)
     return out

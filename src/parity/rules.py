@@ -123,7 +123,7 @@ class Ctx:
 
     def build_contexts(self) -> Iterator[tuple[str, dict, Path]]:
         """(service, build, resolved context) of every build whose context is a
-        directory inside the repository (the others are build-context-outside-repo's)."""
+        directory inside the repository (the model refuses the others: model._check_images)."""
         root = self.root.resolve()
         for name, svc in self.services.items():
             b = svc.get("build")
@@ -475,33 +475,6 @@ def _plain_credential(c: Ctx):
                     "use generate: N so each clone gets its own value"
 
 
-@rule("build-context-outside-repo", "a build context outside the repository",
-      waivable=False)
-def _build_context(c: Ctx):
-    root = c.root.resolve()
-    builds = [(("services", n, "build"), s["build"]) for n, s in c.services.items()
-              if s.get("build")]
-    for part in ("node", "edge"):
-        spec = ((c.data.get("stack") or {}).get("kind") or {}).get(part) or {}
-        if spec.get("build"):
-            builds.append((("stack", "kind", part, "build"), spec["build"]))
-    for path, b in builds:
-        ctx = (root / b["context"]).resolve()
-        if not ctx.is_relative_to(root):
-            yield path + ("context",), (f"build context '{b['context']}' is outside the "
-                                        "repository (after following symlinks): a fresh "
-                                        "clone cannot build it and the build can read "
-                                        "anything there"), \
-                "move the context under the repository (apps/, overlays/images/)"
-            continue
-        if b.get("dockerfile"):
-            df = (ctx / b["dockerfile"]).resolve()
-            if not df.is_relative_to(root):
-                yield path + ("dockerfile",), (f"dockerfile '{b['dockerfile']}' is outside "
-                                               "the repository"), \
-                    "keep the Dockerfile inside the repository"
-
-
 SHELL_VAR = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 RUNTIME_VARS = {"HOME", "PATH", "HOSTNAME", "PWD", "OLDPWD", "USER", "LOGNAME", "SHELL",
                 "TERM", "LANG", "SHLVL", "IFS", "PPID", "RANDOM", "SECONDS", "UID", "EUID",
@@ -611,10 +584,9 @@ def _internal_dns(c: Ctx):
     st = c.stack
     pattern = st.internal_dns
     probe = "svc-probe"
-    try:
-        name = pattern.format(service=probe, namespace=st.namespace)
-    except (KeyError, IndexError, ValueError):
-        return  # the model's validation reports a malformed pattern
+    if templates.dns_pattern_problem(pattern):
+        return  # the model's validation refuses a malformed pattern
+    name = templates.expand_dns(pattern, probe, st.namespace)
     if name.endswith("." + st.domain) or name == st.domain:
         yield ("stack", "internal_dns"), (
             f"'{pattern}' puts internal names under the browser domain {st.domain}: "

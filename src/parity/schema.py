@@ -18,6 +18,12 @@ DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 # IANA service name: <= 15 chars, at least one letter, no '--'
 PORT_NAME = r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"
 ENV_KEY = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: A secret key names a file (``.parity/secrets/<secret>/<key>``) and a key of a
+#: Kubernetes Secret: Kubernetes' IsConfigMapKey (letters, digits, '-', '_', '.', at
+#: most 253 characters, not '.', not starting with '..'), so never a path.
+SECRET_KEY = r"^(?!\.\.)(?!\.$)[-._a-zA-Z0-9]{1,253}$"
+#: Names under .parity/secrets/ that are not secrets (the compose env files).
+RESERVED_SECRET_NAMES = ("env",)
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 _FACTORS = {None: 1, "m": "0.001", "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -184,7 +190,7 @@ STACK = _obj({
                 "additionalProperties": _obj({
                     "description": {"type": "string"},
                     "keys": {"type": "object", "minProperties": 1,
-                             "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]+$"},
+                             "propertyNames": {"pattern": SECRET_KEY},
                              "additionalProperties": _obj({
                                  "generate": {"type": "integer", "minimum": 8,
                                               "maximum": 256},

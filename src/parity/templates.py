@@ -22,6 +22,55 @@ from dataclasses import dataclass
 
 KINDS = ("service", "host", "port", "route", "stack", "identity")
 STACK_FIELDS = ("name", "domain", "namespace")
+#: The placeholders of ``stack.internal_dns`` (nothing else is substituted).
+DNS_PLACEHOLDERS = ("service", "namespace")
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+MAX_DNS_NAME = 253
+
+
+def dns_name_problem(name: str) -> str | None:
+    """Why ``name`` is not an RFC 1123 DNS name (lowercase labels of letters, digits
+    and inner '-', 1 to 63 characters each, joined by '.', at most 253 in all), or
+    None when it is one. Such a name needs no quoting in nginx.conf, a Compose
+    network alias, a Kubernetes object or a URL."""
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_DNS_NAME:
+        return f"it is {len(name)} characters long (at most {MAX_DNS_NAME})"
+    for label in name.split("."):
+        if not label:
+            return "it has an empty label (a leading, trailing or doubled '.')"
+        if not _DNS_LABEL.fullmatch(label):
+            shown = label if len(label) <= 70 else label[:67] + "..."
+            return (f"label '{shown}' is not an RFC 1123 label (lowercase letters, digits "
+                    "and '-', not at either end, at most 63 characters)")
+    return None
+
+
+def dns_pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` (``stack.internal_dns``) is not a pattern of DNS names with
+    only the placeholders of :data:`DNS_PLACEHOLDERS`, or None. The names it gives
+    are checked by :func:`dns_name_problem`."""
+    for m in _PLACEHOLDER.finditer(pattern):
+        if m.group(1) not in DNS_PLACEHOLDERS:
+            from .errors import did_you_mean
+
+            close = did_you_mean(m.group(1), DNS_PLACEHOLDERS)
+            return (f"unknown placeholder '{m.group(0)}'{close}"
+                    f"; internal_dns knows {' and '.join('{%s}' % p for p in DNS_PLACEHOLDERS)}")
+    rest = _PLACEHOLDER.sub("", pattern)
+    if "{" in rest or "}" in rest:
+        return "it has a '{' or '}' that is not part of {service} or {namespace}"
+    return None
+
+
+def expand_dns(pattern: str, service: str, namespace: str) -> str:
+    """``pattern`` with its placeholders replaced, one pass, nothing else
+    interpreted (never ``str.format``: the pattern is user text)."""
+    values = {"service": service, "namespace": namespace}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), pattern)
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 
@@ -85,7 +134,7 @@ class Transport:
         return f"https://{host}.{self.domain}{port}{'' if path == '/' else path.rstrip('/')}"
 
     def host(self, service: str) -> str:
-        return self.internal_dns.format(service=service, namespace=self.namespace)
+        return expand_dns(self.internal_dns, service, self.namespace)
 
 
 def resolve(value: str, transport: Transport, ports: dict[str, dict[str, int]],

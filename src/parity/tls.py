@@ -26,14 +26,11 @@ def cert_paths(state: Path) -> tuple[Path, Path]:
     return state / "tls" / "tls.crt", state / "tls" / "tls.key"
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+def _write_pair(key: Path, key_data: bytes, crt: Path, crt_data: bytes) -> None:
+    """A key and its certificate, both or neither (parity.fsio: atomic, no traceback)."""
+    from .fsio import Entry, write_all
+
+    write_all([Entry(key, key_data, KEY_MODE), Entry(crt, crt_data, 0o644)])
 
 
 def _now() -> _dt.datetime:
@@ -49,7 +46,13 @@ def ensure_ca(state: Path) -> bool:
 
     crt, key = ca_paths(state)
     if crt.exists() and key.exists():
-        os.chmod(key, KEY_MODE)
+        if key.stat().st_mode & 0o777 != KEY_MODE:
+            try:
+                os.chmod(key, KEY_MODE)
+            except OSError as exc:
+                from .fsio import write_error
+
+                raise write_error(exc, key) from None
         return False
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "parity local development"),
@@ -68,10 +71,10 @@ def ensure_ca(state: Path) -> bool:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()),
                            critical=False)
             .sign(private, hashes.SHA256()))
-    _write(key, private.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()), KEY_MODE)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pair(key, private.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()),
+                crt, cert.public_bytes(serialization.Encoding.PEM))
     return True
 
 
@@ -121,10 +124,9 @@ def ensure_cert(state: Path, domain: str) -> bool:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_cert.public_key()), critical=False)  # type: ignore[arg-type]
             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-    _write(key, private.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()), KEY_MODE)
     # the edge's master process reads the key as root before dropping privileges
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM) +
-           ca_crt_path.read_bytes(), 0o644)
+    _write_pair(key, private.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()),
+                crt, cert.public_bytes(serialization.Encoding.PEM) + ca_crt_path.read_bytes())
     return True

@@ -278,24 +278,8 @@ def dump_all(docs: list[Any]) -> str:
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> bool:
     """Write ``text`` to ``path`` atomically (temp file + rename). Returns False, and
-    writes nothing, when the file already holds exactly that text."""
-    data = text.encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return True
+    writes nothing, when the file already holds exactly that text. An OSError
+    becomes :class:`parity.fsio.WriteFailed` (exit 3)."""
+    from .fsio import write_atomic as _write
+
+    return _write(path, text, mode)

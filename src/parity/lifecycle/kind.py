@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import fsio
 from .. import docker
 from ..errors import CheckFailed, InputError, PrerequisiteMissing
 from ..render import LABEL_MANAGED, LABEL_STACK, default_out
@@ -367,7 +368,7 @@ class KindLane:
     def observe(self) -> str:
         obs = Observed(cluster_exists=self.cluster_exists())
         if obs.cluster_exists and not self.kubeconfig.exists():
-            self.kind_dir.mkdir(parents=True, exist_ok=True)
+            fsio.ensure_dir(self.kind_dir)
             self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=60)
         if obs.cluster_exists:
@@ -475,14 +476,14 @@ class KindLane:
         if action == "recreate":
             self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=300)
-        self.kind_dir.mkdir(parents=True, exist_ok=True)
+        fsio.ensure_dir(self.kind_dir)
         network_before = self._network_exists()
         self.kind("create", "cluster", "--name", self.cluster, "--config",
                   str(self.out / "kind-config.yaml"), "--kubeconfig", str(self.kubeconfig),
                   "--wait", "180s", timeout=900)
         if not network_before and self._network_exists():
             # kind made its shared network for this cluster: down may remove it again
-            (self.kind_dir / "created-network").write_text(KIND_NETWORK + "\n")
+            fsio.write_atomic(self.kind_dir / "created-network", KIND_NETWORK + "\n")
         self._kube = None
         self.observed.edge_digest = None
         self.record()
@@ -947,7 +948,7 @@ class KindLane:
         removed = []
         if self.cluster_exists():
             if not self.kubeconfig.exists():
-                self.kind_dir.mkdir(parents=True, exist_ok=True)
+                fsio.ensure_dir(self.kind_dir)
                 self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=60)
             record = self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")

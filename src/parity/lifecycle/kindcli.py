@@ -93,7 +93,9 @@ def ensure(root: Path, say=None) -> str:
         raise PrerequisiteMissing(f"{found.how}; the kind lane needs kind {v} or newer",
                                   hint=install_hint(root))
     target = cached_path(root)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from .. import fsio
+
+    fsio.ensure_dir(target.parent)
     if say:
         say(f"  building kind {pinned_version(root)} from the Go module proxy into "
             f"{target.relative_to(root)}")

@@ -67,11 +67,9 @@ def render(stack, ctx: RenderContext) -> dict[str, str]:
 
 
 def write(files: dict[str, str], out: Path) -> list[str]:
-    """Write every file atomically; return the names whose content changed."""
-    from ..yamlio import write_atomic
+    """Write every file atomically, as one batch (none is replaced unless all could
+    be written; parity.fsio); return the names whose content changed."""
+    from ..fsio import Entry, write_all
 
-    changed = []
-    for name in sorted(files):
-        if write_atomic(out / name, files[name]):
-            changed.append(name)
-    return changed
+    written = set(write_all([Entry(out / name, files[name]) for name in sorted(files)]))
+    return [name for name in sorted(files) if out / name in written]

@@ -323,7 +323,7 @@ def _readiness_port(svc: Service, r: Readiness) -> int:
 
 def _probe_path(svc: Service, r: Readiness) -> str:
     path = r.path or "/"
-    if not _PROBE_PATH.match(path):
+    if not _PROBE_PATH.fullmatch(path):
         raise _error(svc, ("readiness", "http", "path"), f"'{path}' is not a URL path "
                      "the compose healthcheck can send as is",
                      "percent-encode other characters (a space is %20); no single quotes")
@@ -668,7 +668,7 @@ def _locations(stack: Stack, route) -> list[str]:
 
 
 def _check_path(svc: Service, field: tuple, path: str) -> None:
-    if not _ROUTE_PATH.match(path):
+    if not _ROUTE_PATH.fullmatch(path):
         raise _error(svc, field, f"'{path}' has characters nginx.conf would need "
                      "quoted", "use letters, digits and . _ ~ / % : @ + , = -")
 

@@ -389,7 +389,7 @@ class _Renderer:
                        f"name may have at most {MAX_STATEFUL_NAME}", "shorten the name")
         for p in svc.ports:
             if not re.search("[a-z]", p.name) or "--" in p.name \
-                    or not _IANA_SVC_NAME.match(p.name):
+                    or not _IANA_SVC_NAME.fullmatch(p.name):
                 self.error(f"{base}.ports[{p.name}].name", f"'{p.name}' is not a valid "
                            "Kubernetes port name (it needs a letter, and no '--')",
                            "rename the port, e.g. 'http'")
@@ -401,7 +401,7 @@ class _Renderer:
                        "Kubernetes runs containers by number only", "use e.g. '999:999'")
         for r in svc.routes:
             bad = [s for s in ("//", "/./", "/../", "%2f", "%2F", "#") if s in r.path]
-            if bad or r.path.endswith(("/..", "/.")) or not _GATEWAY_PATH.match(r.path):
+            if bad or r.path.endswith(("/..", "/.")) or not _GATEWAY_PATH.fullmatch(r.path):
                 self.error(f"{base}.routes[{r.name}].path", f"'{r.path}' is not a path "
                            "Gateway API and Ingress accept", "use a plain absolute path")
 
