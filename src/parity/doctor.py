@@ -81,8 +81,13 @@ def user_current_context(environ=None) -> tuple[str | None, list[str]]:
 
     env = os.environ if environ is None else environ
     value = env.get("KUBECONFIG") or ""
-    paths = [Path(p) for p in value.split(os.pathsep) if p.strip()] if value.strip() else \
-        [Path.home() / ".kube" / "config"]
+    if value.strip():
+        paths = [Path(p) for p in value.split(os.pathsep) if p.strip()]
+    else:
+        try:
+            paths = [Path.home() / ".kube" / "config"]
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry
+            paths = []
     skipped: list[str] = []
     seen: set[Path] = set()
     for p in paths:
