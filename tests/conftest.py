@@ -13,6 +13,45 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+def _tree(path: Path) -> dict[str, tuple]:
+    if not path.exists():
+        return {}
+    return {str(p): (p.is_dir(), p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in [path, *path.rglob("*")]}
+
+
+#: The user's ~/.kube, fixed before any test moves HOME.
+USER_KUBE = Path.home() / ".kube"
+
+
+def pytest_configure(config):
+    """kubectl and client-go keep their discovery and HTTP cache in ~/.kube/cache
+    unless told otherwise: for everything the tests run, that is a directory of the
+    session's own (parity's subprocesses get one in .parity/kind/ themselves)."""
+    import os
+    import tempfile
+
+    if not hasattr(config, "workerinput"):
+        config._parity_kubecache = tempfile.mkdtemp(prefix="parity-test-kubecache-")
+        os.environ["KUBECACHEDIR"] = config._parity_kubecache
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_parity_kubecache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _users_kube_dir_untouched():
+    """No test, and nothing parity runs for one, writes the user's ~/.kube."""
+    before = _tree(USER_KUBE)
+    yield
+    after = _tree(USER_KUBE)
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    assert not changed, f"the tests changed {USER_KUBE}: {changed[:5]}"
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files from the current output")

@@ -175,7 +175,7 @@ def test_guard_refuses_foreign_context_and_server(tmp_path, foreign_api) -> None
     foreign = kubeconfig(tmp_path / "a", "prod-admin", server)
     with pytest.raises(InputError) as exc:
         Kube(foreign, "parity-parity")
-    assert exc.value.render().startswith(f"{foreign}: refusing to use context 'prod-admin': "
+    assert exc.value.render().startswith(f"{foreign}:3: refusing to use context 'prod-admin': "
                                          "parity only talks to its own kind cluster, context "
                                          "'kind-parity-parity'")
     remote = kubeconfig(tmp_path / "b", "kind-parity-parity", "https://10.1.2.3:6443")
@@ -280,3 +280,41 @@ def test_each_workload_waits_as_long_as_its_readiness_allows() -> None:
     assert lane.deadline_for("bootstrap-artifacts") == 300       # the job's completion timeout
     short = KindLane(ROOT, model.load(ROOT, Selection("kind", 3)), UI(quiet=True), timeout=100)
     assert short.deadline_for("keycloak") == 100                 # never beyond --timeout
+
+
+def _home_tree(home: Path) -> dict:
+    return {str(p.relative_to(home)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in [home, *home.rglob("*")]}
+
+
+def test_a_stopped_cluster_is_exit_3_with_the_next_step_and_no_traceback(tmp_path, clone):
+    """A stand-in `kind` (fake: see the module docstring) says the parity cluster
+    exists, and parity's kubeconfig names a loopback port nothing listens on (a
+    stopped cluster): every command ends in exit 3 naming the server and what to do,
+    at once, never a urllib3 traceback; nothing is written under HOME (~/.kube)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "kind"
+    fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
+                    "  'version '*) echo 'kind v0.30.0 go1.24 linux/amd64';;\n"
+                    "  'get clusters') echo parity-parity;;\n"
+                    "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = _foreign_env(tmp_path, "https://127.0.0.1:9", str(bindir))
+    own = clone / ".parity" / "kind" / "kubeconfig"
+    kubeconfig(own, "kind-parity-parity", f"https://127.0.0.1:{port}")
+    home = Path(env["HOME"])
+    before = _home_tree(home)
+    server = f"https://127.0.0.1:{port}"
+    for args in (["status", "--mode", "kind"], ["down", "--mode", "kind"],
+                 ["down", "--mode", "kind", "--dry-run"]):
+        proc = _inv(args, env, clone)
+        assert proc.returncode == 3, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and "urllib3" not in proc.stderr
+        assert (f"error: the parity cluster's API server {server} (from {own}) does not "
+                "answer: connection refused\n  next: is the cluster running?") in proc.stderr
+    assert _home_tree(home) == before
+    assert not (home / ".kube" / "cache").exists()

@@ -17,10 +17,11 @@ INSTALL_HINT = ("install Docker Engine and the Compose v2 plugin (Debian: "
 
 
 def run(args: list[str], *, check: bool = True, timeout: float | None = 600,
-        cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+        cwd: Path | None = None, input: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              input=input)
+                              input=input, env=env)
     except FileNotFoundError:
         raise PrerequisiteMissing(f"'{args[0]}' is not installed", hint=INSTALL_HINT) from None
     except subprocess.TimeoutExpired:

@@ -987,6 +987,40 @@ def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_p
         shutil.rmtree(world.state / "kind", ignore_errors=True)
 
 
+def _tree(path: Path) -> dict[str, tuple]:
+    """Every file and directory under ``path`` with its type, size and mtime."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): (p.is_dir(), p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in [path, *path.rglob("*")]}
+
+
+def test_down_dry_run_writes_nothing_even_without_parity_kubeconfig(world: World):
+    """A dry run whose kubeconfig is gone reads the cluster's record through a
+    kubeconfig kind prints (held in memory): it writes no file, not in .parity, not in
+    HOME (~/.kube), not the kubernetes client's discovery cache in the temp dir."""
+    import tempfile
+
+    if CLUSTER not in world.clusters():
+        world.up(1)
+    world.kubeconfig.unlink()
+    home = Path(os.environ["HOME"])
+    tmp = Path(tempfile.gettempdir())
+    osrcp = {p.name for p in tmp.glob("osrcp-*.json")}
+    before = (_tree(world.state), _tree(home))
+    calls_before = len(world.calls())
+    assert world.lane(1).down(dry_run=True) == (
+        f"would remove (nothing removed yet): cluster {CLUSTER} (with its volumes), "
+        ".parity/kind")
+    assert (_tree(world.state), _tree(home)) == before
+    assert {p.name for p in tmp.glob("osrcp-*.json")} == osrcp
+    calls = world.calls()[calls_before:]
+    assert ["get", "kubeconfig", "--name", CLUSTER] in calls
+    assert not [c for c in calls if c[0] in ("export", "delete")]
+    assert CLUSTER in world.clusters()
+    assert world.foreign.count == 0
+
+
 # --------------------------------------------------------------------------- 6. the guard
 
 def test_guard_no_connection_to_the_current_foreign_context(world: World):

@@ -212,7 +212,17 @@ class KindLane:
     def kind(self, *args: str, check: bool = True, timeout: float = 900):
         if self.kind_bin is None:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
-        return docker.run([self.kind_bin, *args], check=check, timeout=timeout)
+        return docker.run([self.kind_bin, *args], check=check, timeout=timeout,
+                          env=self.kind_env(create=args[:2] == ("create", "cluster")))
+
+    def kind_env(self, create: bool = False) -> dict[str, str]:
+        """kind sees only parity's kubeconfig (a kind command without --kubeconfig
+        edits $KUBECONFIG or ~/.kube/config) and no proxy for the loopback API; only
+        ``create`` keeps the proxy variables, which kind hands to its nodes for pulls,
+        with the loopback names added to NO_PROXY."""
+        from ..kubeaccess import subprocess_env
+
+        return subprocess_env(self.kubeconfig, self.kind_dir / "cache", keep_proxy=create)
 
     def node(self) -> str:
         return f"{self.cluster}-control-plane"
@@ -310,9 +320,12 @@ class KindLane:
         """kubectl is for you, not for parity: the lane talks to the API itself."""
         if shutil.which("kubectl") is None:
             return None
+        from ..kubeaccess import subprocess_env
+
         try:
             out = docker.run(["kubectl", "version", "--client", "-o", "json", "--kubeconfig",
-                              os.devnull], timeout=30).stdout
+                              os.devnull], timeout=30,
+                             env=subprocess_env(os.devnull, os.devnull)).stdout
         except CheckFailed:
             return None
         return _version(json.loads(out).get("clientVersion", {}).get("gitVersion", ""))
@@ -947,7 +960,21 @@ class KindLane:
         (``dry_run``: name them, delete nothing)."""
         removed = []
         if self.cluster_exists():
-            if not self.kubeconfig.exists():
+            if not self.kubeconfig.exists() and dry_run:
+                # a dry run writes nothing: kind prints the kubeconfig, held in memory
+                # (and a dry run builds no kind either)
+                from ..kubeaccess import Kube
+
+                if self.kind_bin is None:
+                    raise PrerequisiteMissing(
+                        f"down --dry-run reads the record of the cluster {self.cluster} "
+                        "through kind, which is not installed; nothing was built or removed",
+                        hint=kindcli.install_hint(self.root))
+                text = self.kind("get", "kubeconfig", "--name", self.cluster,
+                                 timeout=60).stdout
+                self._kube = Kube(self.kubeconfig, self.cluster, text=text,
+                                  source=f"kind get kubeconfig --name {self.cluster}")
+            elif not self.kubeconfig.exists():
                 fsio.ensure_dir(self.kind_dir)
                 self.kind("export", "kubeconfig", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=60)

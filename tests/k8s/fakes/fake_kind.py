@@ -17,6 +17,7 @@ control plane of tests/k8s/conftest.py, and this script answers the few kind com
   ``coredns`` ConfigMap with kubeadm's Corefile, field manager ``kubeadm``, and the
   ``coredns`` Deployment), when they are missing; creates the marker;
 - ``kind export kubeconfig --name N --kubeconfig K``: writes K the same way;
+- ``kind get kubeconfig --name N``: prints that kubeconfig (a dry run writes no file);
 - ``kind load docker-image --name N IMAGE...``: appends ``N IMAGE`` to ``loads.log``
   (nothing is loaded anywhere: kwok runs no containers);
 - ``kind delete cluster --name N --kubeconfig K``: removes the marker and K, logs
@@ -116,6 +117,12 @@ def marker(name: str) -> Path:
 
 def write_kubeconfig(name: str, path: Path) -> None:
     """The fixture's server and credentials, under kind's names for cluster ``name``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(kubeconfig_text(name))
+    path.chmod(0o600)
+
+
+def kubeconfig_text(name: str) -> str:
     upstream = json.loads(kubectl("config", "view", "--raw", "--flatten", "--minify",
                                   "-o", "json").stdout)
     ctx = f"kind-{name}"
@@ -126,9 +133,7 @@ def write_kubeconfig(name: str, path: Path) -> None:
         "contexts": [{"name": ctx, "context": {"cluster": ctx, "user": ctx}}],
         "current-context": ctx,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2))  # JSON is YAML; kind writes YAML
-    path.chmod(0o600)
+    return json.dumps(config, indent=2) + "\n"  # JSON is YAML; kind writes YAML
 
 
 def create_if_missing(obj: dict) -> None:
@@ -198,6 +203,10 @@ def main(argv: list[str]) -> None:
         if not marker(name).exists():
             fail(f'could not locate any control plane nodes for cluster named "{name}"')
         write_kubeconfig(name, Path(opts.get("kubeconfig") or Path.home() / ".kube" / "config"))
+    elif cmd == "get kubeconfig":
+        if not marker(name).exists():
+            fail(f'could not locate any control plane nodes for cluster named "{name}"')
+        sys.stdout.write(kubeconfig_text(name))
     elif cmd == "load docker-image":
         if not marker(name).exists():
             fail(f'no nodes found for cluster "{name}"')
