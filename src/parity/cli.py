@@ -158,10 +158,13 @@ def render(root: Path, sel: Selection, out: str | None = None) -> str:
     from . import model, secrets
     from .render import RenderContext, default_out, render as do_render, write
 
+    from . import lock
+
     resolved = model.load(root, sel)
     target = Path(out).resolve() if out else default_out(root, sel.mode, sel.phase)
     files = do_render(resolved.stack, RenderContext.for_output(root, target))
-    changed = write(files, target)
+    with lock.render_dir(root, target):  # the whole set at once, never mixed with another
+        changed = write(files, target)
     if sel.mode == "compose":
         # compose reads secret env files at `config` and `up`; create them once
         secrets.ensure(resolved.stack, root / ".parity")
@@ -222,8 +225,11 @@ def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
+    from . import lock
+
     driver = lane(root, sel, timeout, recreate=recreate)
-    report = driver.up()
+    with lock.environment(root, sel.mode, say=driver.ui.line):
+        report = driver.up()
     lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
              f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]
     for e in report.get("endpoints", []):
@@ -309,7 +315,27 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
 
 
 def down(root: Path, sel: Selection, dry_run: bool = False) -> str:
-    return lane(root, sel, quiet=True).down(dry_run)
+    from . import lock
+
+    driver = lane(root, sel, quiet=True)
+    if dry_run:  # names what would go, changes nothing: no lock
+        return driver.down(dry_run)
+    with lock.environment(root, sel.mode, say=_say):
+        return driver.down(dry_run)
+
+
+def environment_lock(root: Path, sel: Selection):
+    """The lock ``up``, ``down`` and ``reset`` hold (re-entrant: ``reset`` holds it
+    across its ``down`` and ``up``)."""
+    from . import lock
+
+    return lock.environment(root, sel.mode, say=_say)
+
+
+def _say(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:

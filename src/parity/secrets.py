@@ -52,10 +52,28 @@ def ensure(stack, state: Path) -> list[str]:
             if key.value is not None:
                 if _write(f, key.value):
                     created.append(f"{secret.name}/{key.name}")
-            elif not f.exists():
-                _write(f, _random.token_urlsafe(key.generate or 32)[: key.generate or 32])
+            elif not f.exists() and _create(
+                    f, _random.token_urlsafe(key.generate or 32)[: key.generate or 32]):
                 created.append(f"{secret.name}/{key.name}")
     return created
+
+
+def _create(path: Path, text: str) -> bool:
+    """Write a generated value only if none exists, atomically: two commands
+    generating at once keep the first value, never one each (False: it existed)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, FILE_MODE)
+        os.link(tmp, path)  # fails when the value exists: it is kept
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
 
 
 def value(state: Path, secret: str, key: str) -> str:

@@ -140,8 +140,11 @@ class ComposeLane:
     def render(self) -> str:
         from ..render import RenderContext, render, write
 
+        from .. import lock
+
         files = render(self.stack, RenderContext.for_output(self.root, self.out))
-        changed = write(files, self.out)
+        with lock.render_dir(self.root, self.out):
+            changed = write(files, self.out)
         return f"{self.file.relative_to(self.root)} ({'changed' if changed else 'unchanged'})"
 
     def materialize(self) -> str:
@@ -149,10 +152,11 @@ class ComposeLane:
 
         created = secrets.ensure(self.stack, self.state)
         secrets.write_env_files(self.stack, self.state)
-        new_ca = tls.ensure_ca(self.state)
-        tls.ensure_cert(self.state, self.stack.domain)
+        material = tls.ensure(self.state, self.stack.domain)
+        for note in material.notes:
+            self.ui.line(f"    {note}")
         parts = [f"{len(created)} secret values created" if created else "secrets unchanged"]
-        if new_ca:
+        if material.ca_created:
             parts.append(f"new local CA {tls.ca_paths(self.state)[0].relative_to(self.root)}")
         return ", ".join(parts)
 

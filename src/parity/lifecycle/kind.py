@@ -349,8 +349,11 @@ class KindLane:
     def render(self) -> str:
         from ..render import RenderContext, render, write
 
+        from .. import lock
+
         self.files = render(self.stack, RenderContext.for_output(self.root, self.out))
-        changed = write(self.files, self.out)
+        with lock.render_dir(self.root, self.out):
+            changed = write(self.files, self.out)
         return f"{self.out.relative_to(self.root)}/ ({'changed' if changed else 'unchanged'})"
 
     def build(self) -> str:
@@ -577,21 +580,22 @@ class KindLane:
         from .. import secrets, tls
 
         secrets.ensure(self.stack, self.state)
-        tls.ensure_cert(self.state, self.stack.domain)
+        material = tls.ensure(self.state, self.stack.domain)  # checked, read under its lock
+        for note in material.notes:
+            self.ui.line(f"    {note}")
         ns = self.stack.namespace
         labels = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
         self.kube.apply({"apiVersion": "v1", "kind": "Namespace",
                          "metadata": {"name": ns, "labels": labels}})
-        ca_crt = tls.ca_paths(self.state)[0].read_text(encoding="utf-8")
-        crt, key = tls.cert_paths(self.state)
+        ca_crt = material.ca_pem.decode("ascii")
         self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": LOCAL_CA_CONFIGMAP, "namespace": ns, "labels": labels},
             "data": {LOCAL_CA_KEY: ca_crt}})
         self.kube.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                          "metadata": {"name": EDGE_TLS_SECRET, "namespace": ns,
                                       "labels": labels},
-                         "data": {"tls.crt": base64.b64encode(crt.read_bytes()).decode(),
-                                  "tls.key": base64.b64encode(key.read_bytes()).decode()}})
+                         "data": {"tls.crt": base64.b64encode(material.cert_pem).decode(),
+                                  "tls.key": base64.b64encode(material.key_pem).decode()}})
         return "CA, certificate and secret store ready"
 
     def with_secret_values(self, doc: dict) -> dict:
