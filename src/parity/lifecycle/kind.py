@@ -196,6 +196,7 @@ class KindLane:
         self.report: dict = {}
         self.kind_bin: str | None = None
         self._privileged_unknown = False  # preflight had no local image to probe with
+        self._unowned = False  # the cluster's record names no checkout yet
         self._kube = None
 
     # ------------------------------------------------------------------ helpers
@@ -272,6 +273,8 @@ class KindLane:
 
     def preflight(self) -> str:
         docker.engine_ok()
+        if self.node_containers():
+            self.check_owner_early()
         kind = self.check_kind()
         self.check_privileged()
         memory = self.check_memory()
@@ -347,9 +350,8 @@ class KindLane:
                      "cluster)")
 
     def render(self) -> str:
-        from ..render import RenderContext, render, write
-
         from .. import lock
+        from ..render import RenderContext, render, write
 
         self.files = render(self.stack, RenderContext.for_output(self.root, self.out))
         with lock.render_dir(self.root, self.out):
@@ -376,6 +378,8 @@ class KindLane:
         if obs.cluster_exists:
             data = (self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")
                     or {}).get("data") or {}
+            self.check_owner(data, "up")
+            self._unowned = "checkout-id" not in data  # made by an older parity
             obs.applied_config = data.get("kind-config.yaml")
             obs.edge_digest = data.get("edge.sha256")
             obs.node_image_id = self.running_node_image()
@@ -469,11 +473,49 @@ class KindLane:
             "labels": {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}},
             "data": {"kind-config.yaml": self.files["kind-config.yaml"],
                      "node-image-id": self.running_node_image() or "",
-                     "edge.sha256": self.observed.edge_digest or ""}})
+                     "edge.sha256": self.observed.edge_digest or "",
+                     **self.owner_record()}})
+
+    # ------------------------------------------------------------------ ownership
+
+    def owner_record(self) -> dict[str, str]:
+        """This checkout's identity, as the cluster's record keeps it (decision 0015)."""
+        from .. import checkout
+
+        me = checkout.identity(self.root)
+        return {"checkout-id": me.id, "checkout-path": me.path}
+
+    def check_owner(self, record: dict, command: str) -> None:
+        """Refuse a cluster another checkout created (a record without an owner was
+        made by an older parity: it is taken as this checkout's)."""
+        from .. import checkout
+
+        owner = (record or {}).get("checkout-id")
+        if owner and owner != checkout.identity(self.root).id:
+            raise checkout.other_checkout(
+                f"the kind cluster {self.cluster}", record.get("checkout-path") or "?", [],
+                f"inv {command} --mode kind", checkout.stack_name_hint("kind"))
+
+    def check_owner_early(self) -> None:
+        """Before anything is built: read the record through the node itself (no
+        kind CLI, no kubeconfig needed); a node that does not answer is left to
+        the observe step."""
+        proc = docker.run(["docker", "exec", self.node(), "kubectl", "--kubeconfig",
+                           "/etc/kubernetes/admin.conf", "-n", "kube-system", "get",
+                           "configmap", STATE_CONFIGMAP, "-o", "json"], check=False,
+                          timeout=60)
+        if proc.returncode == 0:
+            try:
+                record = json.loads(proc.stdout).get("data") or {}
+            except ValueError:
+                return
+            self.check_owner(record, "up")
 
     def ensure_cluster(self) -> str:
         action = self._action("cluster")
         if action == "keep":
+            if self._unowned:  # record this checkout as the owner (decision 0015)
+                self.record()
             return "kept"
         if action == "recreate":
             self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
@@ -960,6 +1002,7 @@ class KindLane:
                     f"the kind cluster {self.cluster} has no parity record; parity only "
                     "deletes clusters it created", hint=f"kind delete cluster --name "
                     f"{self.cluster} if it is yours to delete")
+            self.check_owner(record.get("data") or {}, "down")
             if not dry_run:
                 self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=300)
