@@ -226,3 +226,52 @@ def test_kind_takes_a_cluster_of_an_older_parity_and_records_itself(repo_copy,
     assert record["data"]["checkout-path"] == me.path
     # and from then on it is this checkout's: the same lane passes, another refuses
     lane.check_owner(record["data"], "up")
+
+
+# --------------------------------------------------------------------------- images
+
+@pytest.mark.engine
+def test_a_rebuild_of_an_image_another_checkouts_environment_runs_is_refused(
+        tmp_path, empty_image) -> None:
+    """Image tags come from the model, so two checkouts build under the same tags:
+    a rebuild would replace the image the other checkout's containers run."""
+    from types import SimpleNamespace
+
+    from parity.model import Build
+
+    tag = f"parity-test/shared-{uuid.uuid4().hex[:8]}:1"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    (ctx / "a").write_text("a\n")
+    stack = SimpleNamespace(services={"api": SimpleNamespace(
+        name="api", image=tag, build=Build("ctx", None, None, ()))})
+    other = tmp_path / "other"
+    container = f"ptest-{uuid.uuid4().hex[:10]}-api"
+    try:
+        subprocess.run(["docker", "import", "--change", "LABEL parity.dev/inputs-hash=old",
+                        "--change", "LABEL parity.dev/managed=true", "-", tag],
+                       input=subprocess.run(["tar", "-cf", "-", "--files-from", "/dev/null"],
+                                            capture_output=True).stdout,
+                       capture_output=True, check=True)
+        _docker("create", "--name", container, "--label",
+                f"{checkout.LABEL_CHECKOUT}=0123456789abcdef", "--label",
+                f"{checkout.LABEL_CHECKOUT_PATH}={other}", tag, "/true")
+        with pytest.raises(InputError) as err:
+            checkout.refuse_shared_images(stack, tmp_path, "inv up")
+        assert err.value.render() == (
+            f"inv up would rebuild {tag} under the same tag, and the environment of another "
+            f"checkout runs it: {other} ({container}); its next up would rebuild it again, "
+            "and each would replace the other's build\n"
+            f"  next: run inv up in that checkout (cd {other}), or stop that environment "
+            "there first (inv down), or give this checkout's images their own names (e.g. "
+            "services.<name>.image in overlays/local/)")
+        # the same container in this checkout's environment: nothing to refuse
+        _docker("rm", "-f", container)
+        me = checkout.identity(tmp_path)
+        _docker("create", "--name", container, "--label", f"{checkout.LABEL_CHECKOUT}={me.id}",
+                tag, "/true")
+        checkout.refuse_shared_images(stack, tmp_path, "inv up")
+    finally:
+        _docker("rm", "-f", container, check=False)
+        _docker("image", "rm", "-f", tag, check=False)

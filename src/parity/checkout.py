@@ -120,3 +120,54 @@ def stack_name_hint(mode: str) -> str:
     flag = " --mode kind" if mode == "kind" else ""
     return ("another stack name, e.g. inv up" + flag + " --set stack.name=parity2, or "
             "for good in overlays/local/name.yaml: 'stack: {name: parity2}'")
+
+
+def refuse_shared_images(stack, root: Path, command: str, force: bool = False) -> None:
+    """Images are named by the model, not by the checkout, so two checkouts build
+    under the same tags. Before building: refuse when an image this command would
+    rebuild (other inputs, or ``force``) is run by a container of another
+    checkout's environment (decision 0015). An image whose inputs are the same is
+    shared and never rebuilt, so it is no reason to refuse."""
+    from . import docker, images
+
+    import shutil
+
+    if shutil.which("docker") is None:
+        return  # the build says what is missing
+    me = identity(root).id
+    proc = docker.run(["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}",
+                       "--filter", f"label={LABEL_CHECKOUT}"], check=False, timeout=60)
+    if proc.returncode != 0:
+        return  # no engine: the build says so
+    rows = docker.json_lines(proc.stdout)
+    theirs: dict[str, list[dict]] = {}
+    for row in rows:
+        owner = _label(row.get("Labels", ""), LABEL_CHECKOUT)
+        if owner and owner != me:
+            theirs.setdefault(row.get("Image", ""), []).append(row)
+    if not theirs:
+        return
+    clash = sorted(image for image, (_, state) in images.freshness(stack, root).items()
+                   if image in theirs and (force or state == "inputs changed"))
+    if not clash:
+        return
+    image = clash[0]
+    info = docker.inspect([theirs[image][0]["ID"]])[0]
+    path = info["Config"]["Labels"].get(LABEL_CHECKOUT_PATH, "?")
+    names = sorted(r.get("Names", "?") for r in theirs[image])
+    more = f" (and {', '.join(clash[1:])})" if len(clash) > 1 else ""
+    raise InputError(
+        f"{command} would rebuild {image}{more} under the same tag, and the environment "
+        f"of another checkout runs it: {path} ({', '.join(names)}); its next up would "
+        "rebuild it again, and each would replace the other's build",
+        hint=f"run {command} in that checkout (cd {path}), or stop that environment there "
+             "first (inv down), or give this checkout's images their own names (e.g. "
+             "services.<name>.image in overlays/local/)")
+
+
+def _label(labels: str, key: str) -> str:
+    for part in labels.split(","):
+        k, _, v = part.partition("=")
+        if k == key:
+            return v
+    return ""

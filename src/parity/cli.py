@@ -339,10 +339,11 @@ def _say(text: str) -> None:
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:
-    from . import images as images_mod, model
+    from . import checkout, images as images_mod, model
     from .lifecycle import UI
 
     stack = model.load(root, sel).stack
+    checkout.refuse_shared_images(stack, root, "inv images", force=force)
     results = images_mod.build(stack, root, progress=UI().line, force=force)
     return "\n".join(str(r) for r in results) or "no images to build"
 

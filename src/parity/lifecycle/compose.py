@@ -167,8 +167,9 @@ class ComposeLane:
         return ", ".join(parts)
 
     def images(self) -> str:
-        from .. import images
+        from .. import checkout, images
 
+        checkout.refuse_shared_images(self.stack, self.root, "inv up")
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = [r for r in results if r.action == "built"]
         pulled = self.pull_missing()

@@ -359,10 +359,11 @@ class KindLane:
         return f"{self.out.relative_to(self.root)}/ ({'changed' if changed else 'unchanged'})"
 
     def build(self) -> str:
-        from .. import images
+        from .. import checkout, images
 
         if self.kind_bin is None:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
+        checkout.refuse_shared_images(self.stack, self.root, "inv up --mode kind")
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = sum(r.action == "built" for r in results)
         if self._privileged_unknown:
