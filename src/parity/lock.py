@@ -60,6 +60,8 @@ def command_line() -> str:
     """What this process was started as, short: ``inv up --mode kind``."""
     argv = list(sys.argv) or ["python"]
     argv[0] = Path(argv[0]).name
+    if argv[0] in ("-c", "-m", ""):          # python -c …, python -m …
+        argv.insert(0, Path(sys.executable).name)
     text = shlex.join(argv)
     return text if len(text) <= 200 else text[:199] + "…"
 
