@@ -231,8 +231,9 @@ def reset(c, mode="compose", phase=1, profile=None, set=None, timeout=600, dry_r
     if dry_run:
         _out(cli.down(ROOT, sel, dry_run=True) + "\nthen: up from zero")
         return
-    _out(cli.down(ROOT, sel))
-    _out(cli.up(ROOT, sel, float(timeout)))
+    with cli.environment_lock(ROOT, sel):  # no other command between the down and the up
+        _out(cli.down(ROOT, sel))
+        _out(cli.up(ROOT, sel, float(timeout)))
 
 
 @task(iterable=["set"], auto_shortflags=False,

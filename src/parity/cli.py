@@ -155,23 +155,25 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
 
 def render(root: Path, sel: Selection, out: str | None = None) -> str:
     """Render one mode and phase into ``out`` (default .parity/build/<mode>/phase<N>/)."""
-    from . import model, secrets
-    from .render import RenderContext, default_out, render as do_render
-
+    from . import lock, model, secrets
     from .fsio import Entry, ensure_dir, write_all
+    from .render import RenderContext, default_out, render as do_render
 
     resolved = model.load(root, sel)
     target = Path(out).resolve() if out else default_out(root, sel.mode, sel.phase)
     files = do_render(resolved.stack, RenderContext.for_output(root, target))
     entries = [Entry(target / name, files[name]) for name in sorted(files)]
-    if sel.mode == "compose":
-        # compose reads secret env files at `config` and `up`: the values and env
-        # files are planned and checked with the render, and written with it in one
-        # batch, so a refusal writes nothing
-        store = secrets.plan(resolved.stack, root / ".parity")
-        ensure_dir(secrets.store_dir(root / ".parity"), secrets.DIR_MODE)
-        entries += store.entries()
-    written = set(write_all(entries))
+    # the whole set at once, never mixed with another render's; secret values under
+    # their own lock, so two commands generating at once agree on one value
+    with lock.render_dir(root, target), lock.material(root / ".parity"):
+        if sel.mode == "compose":
+            # compose reads secret env files at `config` and `up`: the values and env
+            # files are planned and checked with the render, and written with it in
+            # one batch, so a refusal writes nothing
+            store = secrets.plan(resolved.stack, root / ".parity")
+            ensure_dir(secrets.store_dir(root / ".parity"), secrets.DIR_MODE)
+            entries += store.entries()
+        written = set(write_all(entries))
     changed = [name for name in sorted(files) if target / name in written]
     rel = target.relative_to(root) if target.is_relative_to(root) else target
     names = ", ".join(sorted(files))
@@ -229,8 +231,11 @@ def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
+    from . import lock
+
     driver = lane(root, sel, timeout, recreate=recreate)
-    report = driver.up()
+    with lock.environment(root, sel.mode, say=driver.ui.line):
+        report = driver.up()
     lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
              f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]
     for e in report.get("endpoints", []):
@@ -316,14 +321,35 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
 
 
 def down(root: Path, sel: Selection, dry_run: bool = False) -> str:
-    return lane(root, sel, quiet=True).down(dry_run)
+    from . import lock
+
+    driver = lane(root, sel, quiet=True)
+    if dry_run:  # names what would go, changes nothing: no lock
+        return driver.down(dry_run)
+    with lock.environment(root, sel.mode, say=_say):
+        return driver.down(dry_run)
+
+
+def environment_lock(root: Path, sel: Selection):
+    """The lock ``up``, ``down`` and ``reset`` hold (re-entrant: ``reset`` holds it
+    across its ``down`` and ``up``)."""
+    from . import lock
+
+    return lock.environment(root, sel.mode, say=_say)
+
+
+def _say(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:
-    from . import images as images_mod, model
+    from . import checkout, images as images_mod, model
     from .lifecycle import UI
 
     stack = model.load(root, sel).stack
+    checkout.refuse_shared_images(stack, root, "inv images", force=force)
     results = images_mod.build(stack, root, progress=UI().line, force=force)
     return "\n".join(str(r) for r in results) or "no images to build"
 

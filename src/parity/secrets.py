@@ -180,9 +180,13 @@ def apply(p: Plan) -> list[Path]:
 def ensure(stack, state: Path) -> list[str]:
     """Create every missing secret value of ``stack``; return ``secret/key`` names
     created (never the values). Existing values are kept."""
-    p = plan(stack, state, env_files=False)
-    apply(p)
+    from . import lock
+
+    with lock.material(state):  # two commands generating at once agree on one value
+        p = plan(stack, state, env_files=False)
+        apply(p)
     return p.created
+
 
 
 def value(state: Path, secret: str, key: str) -> str:

@@ -34,12 +34,17 @@ class ComposeLane:
         self.out = default_out(root, "compose", self.stack.phase)
         self.file = self.out / "docker-compose.yaml"
         self.project = self.stack.name
+        self.identity_file = (self.state / "identity"
+                              / f"compose-{self.project}-phase{self.stack.phase}.yaml")
         self.report: dict = {}
 
     # ------------------------------------------------------------------ commands
 
     def compose(self, *args: str, check: bool = True, timeout: float | None = 600):
-        return docker.run(["docker", "compose", "-p", self.project, "-f", str(self.file),
+        files = ["-f", str(self.file)]
+        if self.identity_file.exists():  # this checkout's labels on every container
+            files += ["-f", str(self.identity_file)]
+        return docker.run(["docker", "compose", "-p", self.project, *files,
                            *args], check=check, timeout=timeout)
 
     def up(self) -> dict:
@@ -58,6 +63,7 @@ class ComposeLane:
 
     def preflight(self) -> str:
         docker.engine_ok()
+        self.check_owner("up")
         version = docker.compose_version()
         self.check_ports()
         self.check_data()
@@ -138,10 +144,13 @@ class ComposeLane:
         return f" ({users[1].strip()})" if len(users) > 1 else ""
 
     def render(self) -> str:
+        from .. import lock
         from ..render import RenderContext, render, write
 
         files = render(self.stack, RenderContext.for_output(self.root, self.out))
-        changed = write(files, self.out)
+        with lock.render_dir(self.root, self.out):
+            changed = write(files, self.out)
+        self.write_identity(files["docker-compose.yaml"])
         return f"{self.file.relative_to(self.root)} ({'changed' if changed else 'unchanged'})"
 
     def materialize(self) -> str:
@@ -149,16 +158,18 @@ class ComposeLane:
 
         created = secrets.ensure(self.stack, self.state)
         secrets.write_env_files(self.stack, self.state)
-        new_ca = tls.ensure_ca(self.state)
-        tls.ensure_cert(self.state, self.stack.domain)
+        material = tls.ensure(self.state, self.stack.domain)
+        for note in material.notes:
+            self.ui.line(f"    {note}")
         parts = [f"{len(created)} secret values created" if created else "secrets unchanged"]
-        if new_ca:
+        if material.ca_created:
             parts.append(f"new local CA {tls.ca_paths(self.state)[0].relative_to(self.root)}")
         return ", ".join(parts)
 
     def images(self) -> str:
-        from .. import images
+        from .. import checkout, images
 
+        checkout.refuse_shared_images(self.stack, self.root, "inv up")
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = [r for r in results if r.action == "built"]
         pulled = self.pull_missing()
@@ -247,6 +258,73 @@ class ComposeLane:
             lines.append(secrets.mask(compose_output.strip(), self.state))
         raise CheckFailed("\n".join(lines), hint="inv status shows the current state; fix the "
                                                  "service and run inv up again")
+
+    # ------------------------------------------------------------------ ownership
+
+    def write_identity(self, rendered: str) -> None:
+        """A Compose override adding this checkout's identity to every container
+        (decision 0015); the render itself stays independent of the checkout."""
+        import json
+
+        import yaml
+
+        from .. import checkout
+        from ..yamlio import write_atomic
+
+        services = (yaml.safe_load(rendered) or {}).get("services") or {}
+        labels = checkout.labels(checkout.identity(self.root))
+        write_atomic(self.identity_file, json.dumps(
+            {"services": {name: {"labels": labels} for name in sorted(services)}},
+            indent=2) + "\n")
+
+    def refuse_foreign(self) -> None:
+        """Objects of the Compose project that parity did not create: refuse."""
+        project = {"com.docker.compose.project": self.project}
+        for kind in ("container", "volume", "network"):
+            foreign = [r for r in docker.labelled(kind, project)
+                       if _label(r.get("Labels", ""), LABEL_MANAGED) != "true"]
+            if foreign:
+                names = ", ".join(sorted(r.get("Names") or r.get("Name", "?") for r in foreign))
+                raise InputError(
+                    f"the Compose project '{self.project}' has {kind}s parity did not create: "
+                    f"{names}", hint="parity leaves them alone; remove them yourself or rename "
+                                     "that project")
+
+    def check_owner(self, command: str) -> None:
+        """Refuse before changing anything when the project holds objects parity did
+        not create, or containers of another checkout (``up`` also: containers
+        without this checkout's identity)."""
+        from .. import checkout
+
+        self.refuse_foreign()
+        mine = checkout.identity(self.root).id
+        others: dict[str, list[str]] = {}
+        unmarked = []
+        for row in docker.labelled("container", {"com.docker.compose.project": self.project}):
+            owner = _label(row.get("Labels", ""), checkout.LABEL_CHECKOUT)
+            if owner == mine:
+                continue
+            if owner:
+                others.setdefault(owner, []).append(row.get("ID", ""))
+            elif command == "up":
+                unmarked.append(row.get("Names") or row.get("ID", "?"))
+        for owner, ids in others.items():
+            infos = docker.inspect(ids)
+            path = infos[0]["Config"]["Labels"].get(checkout.LABEL_CHECKOUT_PATH, "?")
+            raise checkout.other_checkout(
+                f"the Compose project '{self.project}'", path,
+                [i.get("Name", "").lstrip("/") for i in infos], f"inv {command}",
+                checkout.stack_name_hint("compose"))
+        if unmarked:
+            names = ", ".join(sorted(unmarked))
+            raise InputError(
+                f"the Compose project '{self.project}' has containers that do not carry this "
+                f"checkout's identity: {names}",
+                hint="parity marks every container it starts with its checkout (decision "
+                     "0015). If an older parity in this checkout started them: docker rm -f "
+                     f"{names} (their volumes and data stay), then inv up. Otherwise they are "
+                     "not yours: give this checkout its own environment: "
+                     + checkout.stack_name_hint("compose"))
 
     # ------------------------------------------------------------------ status
 
@@ -363,17 +441,8 @@ class ComposeLane:
         """Remove parity's containers, networks and volumes of this stack, nothing else
         (``dry_run``: name them, remove nothing)."""
         docker.engine_ok()
-        project = {"com.docker.compose.project": self.project}
+        self.check_owner("down")
         ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
-        for kind in ("container", "volume", "network"):
-            foreign = [r for r in docker.labelled(kind, project)
-                       if _label(r.get("Labels", ""), LABEL_MANAGED) != "true"]
-            if foreign:
-                names = ", ".join(sorted(r.get("Names") or r.get("Name", "?") for r in foreign))
-                raise InputError(
-                    f"the Compose project '{self.project}' has {kind}s parity did not create: "
-                    f"{names}", hint="parity leaves them alone; remove them yourself or rename "
-                                     "that project")
         if dry_run:
             found = {kind: sorted(r.get("Names") or r.get("Name") or r.get("ID", "?")
                                   for r in docker.labelled(kind, ours))

@@ -197,6 +197,7 @@ class KindLane:
         self.report: dict = {}
         self.kind_bin: str | None = None
         self._privileged_unknown = False  # preflight had no local image to probe with
+        self._unowned = False  # the cluster's record names no checkout yet
         self._kube = None
 
     # ------------------------------------------------------------------ helpers
@@ -283,6 +284,8 @@ class KindLane:
 
     def preflight(self) -> str:
         docker.engine_ok()
+        if self.node_containers():
+            self.check_owner_early()
         kind = self.check_kind()
         self.check_privileged()
         memory = self.check_memory()
@@ -361,17 +364,20 @@ class KindLane:
                      "cluster)")
 
     def render(self) -> str:
+        from .. import lock
         from ..render import RenderContext, render, write
 
         self.files = render(self.stack, RenderContext.for_output(self.root, self.out))
-        changed = write(self.files, self.out)
+        with lock.render_dir(self.root, self.out):
+            changed = write(self.files, self.out)
         return f"{self.out.relative_to(self.root)}/ ({'changed' if changed else 'unchanged'})"
 
     def build(self) -> str:
-        from .. import images
+        from .. import checkout, images
 
         if self.kind_bin is None:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
+        checkout.refuse_shared_images(self.stack, self.root, "inv up --mode kind")
         results = images.build(self.stack, self.root, progress=self.ui.line)
         built = sum(r.action == "built" for r in results)
         if self._privileged_unknown:
@@ -387,6 +393,8 @@ class KindLane:
         if obs.cluster_exists:
             data = (self.kube.get("v1", "ConfigMap", STATE_CONFIGMAP, "kube-system")
                     or {}).get("data") or {}
+            self.check_owner(data, "up")
+            self._unowned = "checkout-id" not in data  # made by an older parity
             obs.applied_config = data.get("kind-config.yaml")
             obs.edge_digest = data.get("edge.sha256")
             obs.node_image_id = self.running_node_image()
@@ -480,11 +488,49 @@ class KindLane:
             "labels": {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}},
             "data": {"kind-config.yaml": self.files["kind-config.yaml"],
                      "node-image-id": self.running_node_image() or "",
-                     "edge.sha256": self.observed.edge_digest or ""}})
+                     "edge.sha256": self.observed.edge_digest or "",
+                     **self.owner_record()}})
+
+    # ------------------------------------------------------------------ ownership
+
+    def owner_record(self) -> dict[str, str]:
+        """This checkout's identity, as the cluster's record keeps it (decision 0015)."""
+        from .. import checkout
+
+        me = checkout.identity(self.root)
+        return {"checkout-id": me.id, "checkout-path": me.path}
+
+    def check_owner(self, record: dict, command: str) -> None:
+        """Refuse a cluster another checkout created (a record without an owner was
+        made by an older parity: it is taken as this checkout's)."""
+        from .. import checkout
+
+        owner = (record or {}).get("checkout-id")
+        if owner and owner != checkout.identity(self.root).id:
+            raise checkout.other_checkout(
+                f"the kind cluster {self.cluster}", record.get("checkout-path") or "?", [],
+                f"inv {command} --mode kind", checkout.stack_name_hint("kind"))
+
+    def check_owner_early(self) -> None:
+        """Before anything is built: read the record through the node itself (no
+        kind CLI, no kubeconfig needed); a node that does not answer is left to
+        the observe step."""
+        proc = docker.run(["docker", "exec", self.node(), "kubectl", "--kubeconfig",
+                           "/etc/kubernetes/admin.conf", "-n", "kube-system", "get",
+                           "configmap", STATE_CONFIGMAP, "-o", "json"], check=False,
+                          timeout=60)
+        if proc.returncode == 0:
+            try:
+                record = json.loads(proc.stdout).get("data") or {}
+            except ValueError:
+                return
+            self.check_owner(record, "up")
 
     def ensure_cluster(self) -> str:
         action = self._action("cluster")
         if action == "keep":
+            if self._unowned:  # record this checkout as the owner (decision 0015)
+                self.record()
             return "kept"
         if action == "recreate":
             self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
@@ -591,21 +637,22 @@ class KindLane:
         from .. import secrets, tls
 
         secrets.ensure(self.stack, self.state)
-        tls.ensure_cert(self.state, self.stack.domain)
+        material = tls.ensure(self.state, self.stack.domain)  # checked, read under its lock
+        for note in material.notes:
+            self.ui.line(f"    {note}")
         ns = self.stack.namespace
         labels = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
         self.kube.apply({"apiVersion": "v1", "kind": "Namespace",
                          "metadata": {"name": ns, "labels": labels}})
-        ca_crt = tls.ca_paths(self.state)[0].read_text(encoding="utf-8")
-        crt, key = tls.cert_paths(self.state)
+        ca_crt = material.ca_pem.decode("ascii")
         self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": LOCAL_CA_CONFIGMAP, "namespace": ns, "labels": labels},
             "data": {LOCAL_CA_KEY: ca_crt}})
         self.kube.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                          "metadata": {"name": EDGE_TLS_SECRET, "namespace": ns,
                                       "labels": labels},
-                         "data": {"tls.crt": base64.b64encode(crt.read_bytes()).decode(),
-                                  "tls.key": base64.b64encode(key.read_bytes()).decode()}})
+                         "data": {"tls.crt": base64.b64encode(material.cert_pem).decode(),
+                                  "tls.key": base64.b64encode(material.key_pem).decode()}})
         return "CA, certificate and secret store ready"
 
     def with_secret_values(self, doc: dict) -> dict:
@@ -984,6 +1031,7 @@ class KindLane:
                     f"the kind cluster {self.cluster} has no parity record; parity only "
                     "deletes clusters it created", hint=f"kind delete cluster --name "
                     f"{self.cluster} if it is yours to delete")
+            self.check_owner(record.get("data") or {}, "down")
             if not dry_run:
                 self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=300)
