@@ -57,7 +57,9 @@ def identity(root: Path) -> Checkout:
             return mine
         # a copy of a checkout that still exists: a checkout of its own
     mine = Checkout(secrets.token_hex(8), here)
-    state.mkdir(parents=True, exist_ok=True)
+    from .fsio import ensure_dir
+
+    ensure_dir(state)
     if known is None and not _create(f, mine):
         return _read(f) or mine                       # another command made it first
     _write(f, mine)

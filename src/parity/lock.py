@@ -125,8 +125,13 @@ def hold(state: Path, name: str, what: str, *, wait: float | None = None,
                 fd, depth = _held[path]
                 _held[path] = (fd, depth - 1)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    from .fsio import ensure_dir, write_error
+
+    ensure_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_error(exc, path) from None
     try:
         _acquire(fd, state, name, what, WAIT_SECONDS if wait is None else wait, say)
     except BaseException:
