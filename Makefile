@@ -39,7 +39,7 @@ test: venv engine browser-deps  ## the test suite (unit, golden, validators, con
 	$(NOX) -s e2e_compose
 	$(NOX) -s e2e_kind
 
-validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations
+validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations of every image profile
 	$(NOX) -s validate
 
 render: venv  ## render MODE/PHASE into .parity/build/ (make render MODE=kind PHASE=2)

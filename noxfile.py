@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def validate(session: nox.Session) -> None:
-    """Offline parity lane: render, validate, lint and diff all six combinations."""
+    """Offline parity lane: render, validate, lint and diff all six combinations of every image profile."""
     _install(session)
     args = ["inv", "validate-offline"]
     if "--live" in session.posargs:

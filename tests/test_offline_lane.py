@@ -37,6 +37,17 @@ def test_default_stack_passes_every_check(default_rows, compose_cli) -> None:
         assert (target, "docker compose config --quiet") in checks
     for phase in (1, 2, 3):
         assert (f"compose~kind:{phase}", "parity diff (no contract drift)") in checks
+    # every other image profile is checked too, named with its profile
+    assert {t for t, _ in checks} >= {f"{m}:{n}:offline" for m in ("compose", "kind")
+                                      for n in (1, 2, 3)}
+
+
+def test_a_fault_in_another_image_profile_fails_the_lane(repo_copy: Path) -> None:
+    offline_yaml = repo_copy / "overlays" / "images" / "offline.yaml"
+    offline_yaml.write_text(offline_yaml.read_text().replace(
+        "image: parity-offline/registry:2.8-bookworm", "image: parity-offline/nats:2.9-bookworm"))
+    failing = _failing(repo_copy)
+    assert failing and all(t.endswith(":offline") for t, _ in failing), failing
 
 
 def _failing(root: Path) -> set[tuple[str, str]]:
@@ -59,8 +70,8 @@ def _corrupt_kind(monkeypatch, fn) -> None:
 def test_contract_drift_fails_the_lane(repo_copy: Path) -> None:
     (repo_copy / "overlays/modes/kind.yaml").write_text(
         "services:\n  api:\n    env:\n      DATABASE_NAME: other\n")
-    assert _failing(repo_copy) == {(f"compose~kind:{p}", "parity diff (no contract drift)")
-                                   for p in (1, 2, 3)}
+    assert _failing(repo_copy) == {(f"compose~kind:{p}{profile}", "parity diff (no contract drift)")
+                                   for p in (1, 2, 3) for profile in ("", ":offline")}
 
 
 def test_accepted_drift_passes_the_lane_and_is_counted(repo_copy: Path) -> None:
@@ -71,7 +82,7 @@ def test_accepted_drift_passes_the_lane_and_is_counted(repo_copy: Path) -> None:
                       "services.api.env.DATABASE_NAME\n    reason: r\n    until: 2099-01-01\n")
     rows, _ = offline.run(repo_copy, environ={})
     diffs = [r for r in rows if r.check == "parity diff (no contract drift)"]
-    assert all(r.ok for r in diffs) and len(diffs) == 3
+    assert all(r.ok for r in diffs) and len(diffs) == 6   # 3 phases x 2 image profiles
     assert all(r.detail.endswith(", 1 accepted") for r in diffs)
 
 
@@ -104,7 +115,7 @@ def test_each_kind_check_fails_when_its_input_is_broken(case, check, repo_copy, 
     failing = _failing(repo_copy)
     assert ("kind:2", check) in failing
     # only the broken phase fails, and only checks that look at what was broken
-    assert {t for t, _ in failing} == {"kind:2"}
+    assert {t for t, _ in failing} == {"kind:2", "kind:2:offline"}
     assert {c for _, c in failing} <= {check, "cross-reference lint",
                                        "kubernetes-validate --strict 1.37.0"}
 

@@ -57,6 +57,13 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
     return rows
 
 
+def profiles(root: Path, chosen: str) -> list[str]:
+    """The image profile in use first, then every other one overlays/images/ holds."""
+    names = sorted(p.stem for p in (root / "overlays" / "images").glob("*.yaml")
+                   if p.is_file())
+    return [chosen] + [n for n in names if n != chosen]
+
+
 def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
     from . import cli, diff, lint, model, rules, validators
     from .render import RenderContext, render, write
@@ -69,60 +76,66 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
     except ParityError as exc:
         return [Row("policy", "waivers", False, "", [exc.render()])], \
             time.monotonic() - started
-    for mode in ("compose", "kind"):
-        for phase in (1, 2, 3):
-            target = f"{mode}:{phase}"
-            sel = cli.selection(mode, phase, environ=environ)
+    chosen = cli.selection("compose", 1, environ=environ).effective_profile()
+    for profile, mode, phase in [(p, m, n) for p in profiles(root, chosen)
+                                 for m in ("compose", "kind") for n in (1, 2, 3)]:
+        # the profile in use is the plain target; every other image profile is
+        # checked too (a fault in overlays/images/offline.yaml is a fault of
+        # everyone who runs PROFILE=offline), named with its profile
+        target = f"{mode}:{phase}" + ("" if profile == chosen else f":{profile}")
+        sel = cli.selection(mode, phase, profile, environ=environ)
+        try:
+            resolved = model.load(root, sel)
+            stack = resolved.stack
+            out = root / ".parity" / "validate" / profile / mode / f"phase{phase}"
+            files = render(stack, RenderContext.for_output(root, out))
+            write(files, out)
+            again = render(stack, RenderContext.for_output(root, out))
+        except ParityError as exc:
+            rows.append(Row(target, "render", False, "", [exc.render()]))
+            continue
+        rows.append(Row(target, "render (byte-identical twice)", again == files,
+                        f"{len(files)} files"))
+        problems = [f"{name}: {p}" for name, text in sorted(files.items())
+                    if name.endswith(".yaml") for p in validators.yamllint_problems(text)]
+        rows.append(Row(target, "yamllint (default rules)", not problems, "", problems))
+        if mode == "kind":
+            for r in _kind_checks(files):
+                r.target = target
+                rows.append(r)
+            findings = lint.lint_kind(diff._load_docs(files["manifests.yaml"]), stack)
+        else:
+            secrets.ensure(stack, root / ".parity")
+            secrets.write_env_files(stack, root / ".parity")
             try:
-                resolved = model.load(root, sel)
-                stack = resolved.stack
-                out = root / ".parity" / "validate" / mode / f"phase{phase}"
-                files = render(stack, RenderContext.for_output(root, out))
-                write(files, out)
-                again = render(stack, RenderContext.for_output(root, out))
+                problems = validators.compose_problems(out / "docker-compose.yaml")
             except ParityError as exc:
-                rows.append(Row(target, "render", False, "", [exc.render()]))
-                continue
-            rows.append(Row(target, "render (byte-identical twice)", again == files,
-                            f"{len(files)} files"))
-            problems = [f"{name}: {p}" for name, text in sorted(files.items())
-                        if name.endswith(".yaml") for p in validators.yamllint_problems(text)]
-            rows.append(Row(target, "yamllint (default rules)", not problems, "", problems))
-            if mode == "kind":
-                for r in _kind_checks(files):
-                    r.target = target
-                    rows.append(r)
-                findings = lint.lint_kind(diff._load_docs(files["manifests.yaml"]), stack)
-            else:
-                secrets.ensure(stack, root / ".parity")
-                secrets.write_env_files(stack, root / ".parity")
-                try:
-                    problems = validators.compose_problems(out / "docker-compose.yaml")
-                except ParityError as exc:
-                    problems = [exc.render()]
-                rows.append(Row(target, "docker compose config --quiet", not problems, "",
-                                problems))
-                findings = lint.lint_compose(diff._load_docs(files["docker-compose.yaml"])[0],
-                                             stack)
-            rows.append(Row(target, "cross-reference lint", not findings, "",
-                            [f"{f.obj} {f.field}: {f.message}" for f in findings]))
-            violations = rules.check(resolved, root, waivers)
-            failing = [v for v in violations if v.failing]
-            waived = len(violations) - len(failing)
-            rows.append(Row(target, "model rules", not failing,
-                            f"{len([r for r in rules.RULES if mode in r.modes])} rules"
-                            + (f", {waived} waived" if waived else ""),
-                            [v.render() for v in failing]))
+                problems = [exc.render()]
+            rows.append(Row(target, "docker compose config --quiet", not problems, "",
+                            problems))
+            findings = lint.lint_compose(diff._load_docs(files["docker-compose.yaml"])[0],
+                                         stack)
+        rows.append(Row(target, "cross-reference lint", not findings, "",
+                        [f"{f.obj} {f.field}: {f.message}" for f in findings]))
+        violations = rules.check(resolved, root, waivers)
+        failing = [v for v in violations if v.failing]
+        waived = len(violations) - len(failing)
+        rows.append(Row(target, "model rules", not failing,
+                        f"{len([r for r in rules.RULES if mode in r.modes])} rules"
+                        + (f", {waived} waived" if waived else ""),
+                        [v.render() for v in failing]))
     import datetime
 
     policy = diff.load_policy(root)
-    for phase in (1, 2, 3):
+    for profile, phase in [(p, n) for p in profiles(root, chosen) for n in (1, 2, 3)]:
+        target = f"compose~kind:{phase}" + ("" if profile == chosen else f":{profile}")
         try:
-            diffs = diff.model_diff(root, cli.selection("compose", phase, environ=environ),
-                                    cli.selection("kind", phase, environ=environ),
+            diffs = diff.model_diff(root, cli.selection("compose", phase, profile,
+                                                        environ=environ),
+                                    cli.selection("kind", phase, profile, environ=environ),
                                     policy.rules)
         except ParityError as exc:
-            rows.append(Row(f"compose~kind:{phase}", "parity diff", False, "", [exc.render()]))
+            rows.append(Row(target, "parity diff", False, "", [exc.render()]))
             continue
         diffs, _ = policy.accept(diffs, datetime.date.today())
         counts = diff.summary(diffs)
@@ -133,7 +146,7 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
                        if d.from_source is not None and d.to_source is not None else "")
                     for d in diffs if d.failing]
         accepted = f", {counts['accepted']} accepted" if counts["accepted"] else ""
-        rows.append(Row(f"compose~kind:{phase}", "parity diff (no contract drift)",
+        rows.append(Row(target, "parity diff (no contract drift)",
                         not contract, f"{counts['transport']} transport, "
                         f"{counts['placement']} placement{accepted}", contract))
     return rows, time.monotonic() - started
