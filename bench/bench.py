@@ -101,12 +101,13 @@ class Sample:
     returncode: int = 0
     stdout: str = ""
     stderr: str = ""
+    timed_out: bool = False        # killed at the timeout: wall and cpu are lower bounds
 
 
 def measure(cmd: list[str], cwd: Path = ROOT, env: dict | None = None,
             timeout: float | None = None, check: bool = True) -> Sample:
     """Run ``cmd`` as a fresh process: wall time, and from os.wait4 its CPU time and
-    peak RSS. Past ``timeout`` seconds it is killed (subprocess.TimeoutExpired)."""
+    peak RSS. Past ``timeout`` seconds it is killed and the sample says so."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -122,9 +123,8 @@ def measure(cmd: list[str], cwd: Path = ROOT, env: dict | None = None,
         err.seek(0)
         s = Sample(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
-    if timeout and wall >= timeout and s.returncode < 0:
-        raise subprocess.TimeoutExpired(cmd, timeout)
-    if check and s.returncode != 0:
+    s.timed_out = bool(timeout and wall >= timeout and s.returncode < 0)
+    if check and s.returncode != 0 and not s.timed_out:
         raise RuntimeError(f"{' '.join(cmd)} exited {s.returncode}:\n"
                            f"{(s.stderr or s.stdout)[-2000:]}")
     return s
@@ -306,13 +306,13 @@ class Kustomize:
         def run() -> Sample | None:
             if state["done"]:
                 return None
-            try:
-                s = measure(KUBECTL + ["kustomize", str(overlay)], cwd=overlay,
-                            timeout=self.limit)
-            except subprocess.TimeoutExpired:
+            s = measure(KUBECTL + ["kustomize", str(overlay)], cwd=overlay,
+                        timeout=self.limit)
+            if s.timed_out:
                 state["done"] = self.stopped = True
-                note.append(f"stopped after {self.limit:.0f} s: a lower bound")
-                return Sample(self.limit)
+                note.append(f"stopped after {self.limit:.0f} s: wall and CPU are lower "
+                            "bounds")
+                return s
             outputs.setdefault(self.form, s.stdout)
             s.stdout = ""
             if s.wall > self.budget:
