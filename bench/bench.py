@@ -709,21 +709,34 @@ def main(argv: list[str] | None = None) -> int:
     res = Results()
     started = time.perf_counter()
 
+    out = Path(args.out).resolve()
+
+    def save() -> list[dict]:
+        """Write results.json (after every section, so a stopped run keeps its rows)."""
+        goals = targets(res.rows, sizes)
+        out.write_text(json.dumps(
+            {"machine": info, "docker": docker, "runs": args.runs, "sizes": sizes,
+             "argv": sys.argv[1:] if argv is None else argv,
+             "seconds_total": round(time.perf_counter() - started, 1), "results": res.rows,
+             "targets": goals}, indent=2) + "\n")
+        return goals
+
     def section(name: str, fn, *a) -> None:
         """Run one section; a failure is reported as a row, the others still run."""
         try:
             fn(res, *a)
         except Exception as exc:  # a benchmark reports, it does not stop
             res.add(name, "error", None, note=f"{type(exc).__name__}: {exc}"[:300])
+        save()
 
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         if "default" not in skip:
             section("default", bench_render_default, args.runs)
+        if "startup" not in skip:
+            section("startup", bench_startup, args.startup_runs, docker, Path(tmp))
         if "synthetic" not in skip:
             section("synthetic", bench_synthetic, sizes, args.runs, args.kustomize_budget,
                     args.kustomize_limit, Path(tmp))
-        if "startup" not in skip:
-            section("startup", bench_startup, args.startup_runs, docker, Path(tmp))
     if docker and "offline" not in skip:
         section("offline", bench_offline, args.runs)
     if docker and "compose" not in skip:
@@ -733,16 +746,11 @@ def main(argv: list[str] | None = None) -> int:
     if not docker:
         print("no Docker engine (or --docker no): inv status, validate-offline, the "
               "compose and the kind sections were not run", flush=True)
-    goals = targets(res.rows, sizes)
+    goals = save()
     table(res.rows)
     for t in goals:
         verdict = {True: "met", False: "NOT met", None: "not run"}[t["met"]]
         print(f"target {t['target']}: {verdict} (measured {t['measured']})")
-    Path(args.out).resolve().write_text(json.dumps(
-        {"machine": info, "docker": docker, "runs": args.runs, "sizes": sizes,
-         "seconds_total": round(time.perf_counter() - started, 1), "results": res.rows,
-         "targets": goals}, indent=2) + "\n")
-    out = Path(args.out).resolve()
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 
