@@ -29,8 +29,9 @@ Sections (one table at the end, and bench/results.json):
                is not repeated; one over --kustomize-limit s is stopped (a lower
                bound); a form other than the headline whose fitted growth predicts
                more than the limit is not run at that N (said so). Also ``inv render
-               --mode compose`` and ``inv diff`` as processes, their warm in-process times, the scaling
-               exponent (log-log least squares of CPU on N) of every series.
+               --mode compose`` and ``inv diff`` as processes, their warm in-process
+               times, the scaling exponent (log-log least squares of CPU on N) of
+               every series.
    emit      - on the 200-service output: parity's emitter (PyYAML + libyaml)
                against ruamel.yaml round-trip, the same documents.
 3. startup   - ``inv --list``, ``inv config``, ``inv diff``, ``inv render --all`` on
