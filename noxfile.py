@@ -8,7 +8,8 @@
     nox -s e2e_kind    the kind lane end to end on a real kind cluster (offline profile)
     nox -s testbin     build the test control plane from source (Go module proxy), cached
     nox -s k8s         kind manifests and the kind lane against that real control plane
-    nox -s bench       benchmarks against kubectl kustomize and raw docker compose (reports only)
+    nox -s bench       benchmarks against kubectl kustomize, a libyaml floor, bare invoke and
+                       raw docker compose (reports only)
     nox -s faults      seeded topology faults: what the offline lane catches and locates
 """
 
@@ -94,7 +95,9 @@ def k8s(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: render/diff vs kubectl kustomize, cold start, compose up (reports only)."""
+    """Benchmarks (reports only): inv render vs kubectl kustomize and the libyaml floor,
+    interleaved, CPU and wall; inv startup vs a bare Invoke collection; compose and kind up.
+    Pass options after --, e.g. nox -s bench -- --sizes 50,200 --docker no."""
     _install(session)
     session.run("python", "bench/bench.py", *session.posargs)
 

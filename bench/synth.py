@@ -16,10 +16,17 @@ HTTP services). The parity tree is shaped like the repository:
     overlays/images/default.yaml      {}
 
 The kustomize tree has, per service, a Deployment + Service + ConfigMap in the base,
-and an overlay that sets a namespace, adds a common label (selectors included, as
-commonLabels does) and carries one patch per Deployment (replicas + resources): the
-same change the kind mode overlay makes. A second overlay makes the same change with
-one JSON patch for all Deployments (kustomize's best case).
+and overlays that set a namespace, add a common label (selectors included, as
+commonLabels does) and make the change the kind mode overlay makes (replicas +
+resources for every Deployment), in three forms with byte-identical output:
+
+    smp-file     one multi-document strategic-merge patch file, listed once under
+                 ``patches:`` (the way a kustomize user writes per-service values;
+                 the headline comparison)
+    json6902     one JSON 6902 patch for every Deployment (``target: kind:
+                 Deployment``); possible only because every service gets the same values
+    per-service  degenerate: one ``patches:`` entry per Deployment, each with its own
+                 ``target:`` selector, so kustomize scans every resource per patch
 """
 
 from __future__ import annotations
@@ -281,52 +288,53 @@ spec:
 """
 
 
-def _patch(i: int) -> str:
+def _smp(i: int, indent: str = "") -> str:
+    """The strategic-merge patch of one Deployment (replicas + resources)."""
     n = name(i)
-    return f"""\
-  - target:
-      kind: Deployment
-      name: {n}
-    patch: |-
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: {n}
-      spec:
-        replicas: 2
-        template:
-          spec:
-            containers:
-              - name: {n}
-                resources:
-                  requests: {{cpu: 100m, memory: 128Mi}}
-                  limits: {{memory: 512Mi}}
+    body = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {n}
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: {n}
+          resources:
+            requests: {{cpu: 100m, memory: 128Mi}}
+            limits: {{memory: 512Mi}}
 """
+    return "".join(indent + line + "\n" for line in body.splitlines())
 
 
-ONE_PATCH = """\
-  - target:
-      kind: Deployment
-    patch: |-
-      - op: replace
-        path: /spec/replicas
-        value: 2
-      - op: add
-        path: /spec/template/spec/containers/0/resources
-        value:
-          requests: {cpu: 100m, memory: 128Mi}
-          limits: {memory: 512Mi}
+def _patch(i: int) -> str:
+    """Degenerate form: one ``patches:`` entry with its own target per Deployment."""
+    return (f"  - target:\n      kind: Deployment\n      name: {name(i)}\n"
+            "    patch: |-\n" + _smp(i, "      "))
+
+
+JSON6902 = """\
+- op: replace
+  path: /spec/replicas
+  value: 2
+- op: add
+  path: /spec/template/spec/containers/0/resources
+  value:
+    requests: {cpu: 100m, memory: 128Mi}
+    limits: {memory: 512Mi}
 """
+
+FORMS = {
+    "smp-file": "kustomize, one strategic-merge patch file",
+    "json6902": "kustomize, one JSON 6902 patch for all",
+    "per-service": "kustomize, degenerate: one patch entry per target",
+}
 
 
 def write_kustomize(root: Path, n: int) -> dict[str, Path]:
-    """The equivalent kustomize tree. Returns the overlays to render:
-
-    ``per-service``  one patch per Deployment (the shape of the kind mode overlay)
-    ``one-patch``    a single JSON patch for every Deployment (kustomize's best case;
-                     the same output, possible only because every service gets the
-                     same values)
-    """
+    """The equivalent kustomize tree. Returns the overlay of each form in FORMS."""
     if root.exists():
         shutil.rmtree(root)
     base = root / "base"
@@ -345,11 +353,20 @@ def write_kustomize(root: Path, n: int) -> dict[str, Path]:
             "labels:\n  - pairs:\n      app.kubernetes.io/part-of: synth\n"
             "    includeSelectors: true\n"
             "patches:\n")
+    patch_files = {
+        "smp-file": ("deployments-patch.yaml", "  - path: deployments-patch.yaml\n",
+                     "---\n".join(_smp(i) for i in range(n))),
+        "json6902": ("deployments-json6902.yaml",
+                     "  - path: deployments-json6902.yaml\n    target:\n"
+                     "      kind: Deployment\n", JSON6902),
+        "per-service": (None, "".join(_patch(i) for i in range(n)), None),
+    }
     out = {}
-    for key, patches in (("per-service", "".join(_patch(i) for i in range(n))),
-                         ("one-patch", ONE_PATCH)):
+    for key, (fname, entries, content) in patch_files.items():
         overlay = root / "overlays" / key
         overlay.mkdir(parents=True)
-        (overlay / "kustomization.yaml").write_text(head + patches)
+        (overlay / "kustomization.yaml").write_text(head + entries)
+        if fname:
+            (overlay / fname).write_text(content)
         out[key] = overlay
     return out
