@@ -383,7 +383,14 @@ NOT_CREDENTIAL = re.compile(r"(_FILE|_PATH|_DIR|_ID|_NAME|_URL|_URI|PUBLIC|_LENG
                             r"_ENABLED|_HEADER|_ISSUER|_ALGORITHM|_TYPE|_MODE|_REALM|_METHOD|"
                             r"_POLICY|_ROTATION|_EXPIRY|_EXPIRES|_LIFESPAN)$", re.I)
 CREDENTIAL_FLAG = re.compile(r"^--?([\w.-]*(password|passwd|secret|token|api-?key|"
-                             r"private-?key|access-?key|credentials?)[\w.-]*)(=(.*))?$", re.I)
+                             r"private-?key|access-?key|credentials?)[\w.-]*|"
+                             r"(requirepass|masterauth|[\w.]*[-_]pass|pass))(=(.*))?$", re.I)
+#: a credential flag inside a shell line (sh -c '… --requirepass x')
+SHELL_CREDENTIAL = re.compile(r"(?:^|\s)--?([\w.-]*(?:password|passwd|secret|token|api-?key|"
+                              r"requirepass|masterauth|[-_]pass))(?:=|\s+)(['\"]?)([^\s'\"]+)",
+                              re.I)
+#: a password written into SQL (CREATE ROLE … PASSWORD 'x')
+SQL_PASSWORD = re.compile(r"(?i)\b(password)\s+'([^']+)'")
 PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")
 CREDENTIAL_FILE = re.compile(r"(^|[._-])(pgpass|netrc|htpasswd|credentials?|secrets?|"
                              r"passwords?|id_rsa|id_ed25519|token)([._-]|$)")
@@ -420,7 +427,8 @@ def _plain_credential(c: Ctx):
                     "the app build the URL"
                 continue
             if path[2] == "files":
-                m = assignment.search(value)  # raw: a $${VAR} placeholder is fine
+                m = assignment.search(value) or SQL_PASSWORD.search(value)
+                # raw: a $${VAR} placeholder is fine
                 if m and not m.group(2).startswith(("$", "{", "<", "%")) and \
                         m.group(2).strip() and m.group(2) not in ("null", "none", "''"):
                     yield path, (f"the file sets {m.group(1).lower()} to a plain value: files "
@@ -433,8 +441,15 @@ def _plain_credential(c: Ctx):
             for i, item in enumerate(items):
                 m = CREDENTIAL_FLAG.match(str(item))
                 if not m:
+                    inline = SHELL_CREDENTIAL.search(str(item))
+                    if inline and not inline.group(3).startswith(("$", "-", "/")):
+                        yield ("services", name, field_name, i), (
+                            f"the shell line gives --{inline.group(1)} a plain value: it shows "
+                            "in the process list, the compose file and the pod spec"), \
+                            f"write --{inline.group(1)} \"$VAR\" with VAR a secret env variable"
+                        break
                     continue
-                value = m.group(4) if m.group(3) else (items[i + 1] if i + 1 < len(items)
+                value = m.group(5) if m.group(4) else (items[i + 1] if i + 1 < len(items)
                                                        else "")
                 if value and not str(value).startswith(("$", "-", "/")):
                     yield ("services", name, field_name, i), (
@@ -595,6 +610,12 @@ def _internal_dns(c: Ctx):
             "instead of the other service"), \
             "keep internal names off stack.domain: {service} (compose) or " \
             "{service}.{namespace}.svc.cluster.local (kind)"
+    elif "{namespace}" not in pattern and re.search(
+            rf"(^|\.){re.escape(st.namespace)}\.svc(\.|$)", pattern):
+        yield ("stack", "internal_dns"), (
+            f"'{pattern}' writes the namespace '{st.namespace}' out instead of "
+            "{namespace}: it breaks when stack.namespace changes, and compose has no such "
+            "names of its own"), "write {service}.{namespace}.svc.cluster.local"
     elif st.mode == "kind":
         ns = st.namespace
         ok = {probe, f"{probe}.{ns}", f"{probe}.{ns}.svc", f"{probe}.{ns}.svc.cluster.local"}
@@ -787,12 +808,19 @@ URL_KEY = re.compile(r"(^|_)(URL|URI|ENDPOINT)$")
 
 ROUTE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\$\{(route|identity):[^}]+\}", re.I)
 ROUTE_PORT = re.compile(r"\$\{(route|identity):[^}]+\}:\d+")
+HOST_PORT = re.compile(r"\$\{host:([a-z0-9][-a-z0-9]*)\}:\d+")
 
 
 @rule("env-shape", "an env value of the wrong shape for its key")
 def _env_shape(c: Ctx):
     for name in c.services:
         for path, value in c.strings(name):
+            m = HOST_PORT.search(value)
+            if m:
+                yield path, (f"'{m.group(0)}' writes {m.group(1)}'s port literally after "
+                             "its host: it does not follow the port the model declares"), \
+                    f"write ${{service:{m.group(1)}.PORT}} (host and port from the model)"
+                continue
             m = ROUTE_SCHEME.search(value) or ROUTE_PORT.search(value)
             if m:
                 yield path, (f"'{m.group(0)}': ${{{m.group(1)}:…}} is a whole browser URL "
@@ -970,6 +998,33 @@ def _dockerignore(ctx: Path) -> list[str]:
         return []
 
 
+def _line_of(path: Path, text: str) -> int:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return next((i for i, ln in enumerate(lines, 1) if ln.strip() == text), 0)
+
+
+def _ignored(src: str, patterns: list[str]) -> str | None:
+    """The .dockerignore pattern that excludes ``src`` (last match wins, ``!`` re-includes)."""
+    import fnmatch
+
+    path = src.strip("/").removeprefix("./")
+    hit = None
+    for pat in patterns:
+        neg = pat.startswith("!")
+        p = pat[1:] if neg else pat
+        p = p.strip("/").removeprefix("./")
+        if not p:
+            continue
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(x, p) for x in prefixes):
+            hit = None if neg else pat
+    return hit
+
+
 @rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
 def _build_source_missing(c: Ctx):
     from .images import dockerfile_lines
@@ -979,6 +1034,7 @@ def _build_source_missing(c: Ctx):
         if (ctx / "build.yaml").is_file():
             continue  # a script build (images.py): no Dockerfile COPY to check
         fetched = _fetched(ctx, root)
+        ignores = _dockerignore(ctx)
         df = (ctx / (b.get("dockerfile") or "Dockerfile"))
         try:
             text = df.read_text(encoding="utf-8")
@@ -1005,6 +1061,14 @@ def _build_source_missing(c: Ctx):
             for src in words[:-1]:
                 if "://" in src or "$" in src:
                     continue
+                ignored = _ignored(src, ignores)
+                if ignored:
+                    yield ("services", name, "build", "context"), (
+                        f"{where}:{lineno} copies '{src}', which "
+                        f"{b['context']}/.dockerignore:{_line_of(ctx / '.dockerignore', ignored)} "
+                        f"excludes ('{ignored}'): the build fails in every mode"), \
+                        f"remove '{ignored}' from .dockerignore, or stop copying {src}"
+                    break
                 if src.strip("/") not in fetched and not list(ctx.glob(src.lstrip("/"))):
                     yield ("services", name, "build", "context"), (
                         f"{where}:{lineno} copies '{src}', which is not in the context "
@@ -1309,6 +1373,7 @@ _REF_TARGET = re.compile(r"\$\{(service|host|port):([a-z0-9][-a-z0-9]*)")
 def _reference_to_another_service(c: Ctx):
     names = set(c.services) | set((c.data.get("services") or {}))
     stack = re.escape(c.stack.name)
+    routes = {r.name: r.service for r in c.stack.routes().values()}
     for name, svc in c.services.items():
         for key, value in (svc.get("env") or {}).items():
             if not isinstance(value, str):
@@ -1325,6 +1390,21 @@ def _reference_to_another_service(c: Ctx):
                     f"point it at {meant[0]}: ${{{_REF_TARGET.search(value).group(1)}:" \
                     f"{meant[0]}{'.PORT' if _REF_TARGET.search(value).group(1) != 'host' else ''}}}"
                 continue
+            rrefs = re.findall(r"\$\{route:([^}/]+)\}", value)
+            if rrefs and routes:
+                tokens = set(key.lower().split("_"))
+                named = {t for t in tokens if t in routes or t in names}
+                hit = {r for r in rrefs} | {routes[r] for r in rrefs if r in routes}
+                if named and not named & hit and all(r in routes for r in rrefs):
+                    want = sorted(named)[0]
+                    route = want if want in routes else next(
+                        (r for r, svc in routes.items() if svc == want), None)
+                    if route and route not in rrefs:
+                        yield path, (f"{key} is named after {want}, but '{value}' is the "
+                                     f"browser URL of {rrefs[0]} ({routes[rrefs[0]]}): it "
+                                     f"sends callers to the wrong service, in every mode"), \
+                            f"write ${{route:{route}}}"
+                        continue
             m = re.search(rf"\$\{{stack:(name|namespace)\}}[-_.]([a-z0-9][-a-z0-9]*)", value)
             if m and m.group(2).split(".")[0] in names:
                 target = m.group(2).split(".")[0]
@@ -1406,7 +1486,8 @@ def _client_without_secret(c: Ctx):
 
 #: env keys that say where a program keeps its data
 DATA_ENV = re.compile(r"^(PGDATA|[A-Z0-9_]*_(DATA|DATA_DIR|DATADIR|STORAGE_PATH|DATA_PATH|"
-                      r"STORE_DIR|STATE_DIR))$")
+                      r"STORE_DIR|STATE_DIR|ROOTDIRECTORY|ROOT_DIR|STORAGE_DIR|DB_PATH|"
+                      r"DATA_ROOT))$")
 
 
 @rule("data-env-outside-volume", "a data directory variable that points outside the volume")
@@ -1454,8 +1535,10 @@ def _env_key_unread(c: Ctx):
         for key in sorted(env):
             if key in read:
                 continue
+            stem = key.split("_")[:2]
             near = [k for k in unset if k.startswith(key) or key.startswith(k)] or \
-                difflib.get_close_matches(key, unset, n=1, cutoff=0.85)
+                difflib.get_close_matches(key, unset, n=1, cutoff=0.85) or \
+                sorted(k for k in unset if len(stem) == 2 and k.split("_")[:2] == stem)
             if near:
                 yield ("services", name, "env", key), (
                     f"{name}'s code never reads {key}; it reads {near[0]} "
@@ -1543,6 +1626,140 @@ def _build_under_upstream_name(c: Ctx):
                 "registry serves: a pull and this build give two different images under one "
                 "name, and which one runs depends on the machine's cache"), \
                 f"tag the build with a name of your own (e.g. {c.stack.name}/{name}:…)"
+
+
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", re.I)
+_EXPOSE = re.compile(r"^\s*EXPOSE\s+(.*)$", re.I)
+_RUN_LINE = re.compile(r"^\s*(CMD|ENTRYPOINT)\s+(.*)$", re.I)
+_PORT_FLAG = re.compile(r"(?:^|[\s\[\",])--?(?:port|http[-_]port|listen[-_]port)(?:[=\s\",]+)(\d{2,5})\b",
+                        re.I)
+
+
+def _dockerfile(c: Ctx, b: dict, ctx: Path) -> tuple[str, list[tuple[int, str]]] | None:
+    """(repo-relative path, instructions) of a build's Dockerfile, or None."""
+    from .images import dockerfile_lines
+
+    df = ctx / (b.get("dockerfile") or "Dockerfile")
+    try:
+        text = df.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    root = c.root.resolve()
+    rel = str(df.relative_to(root)) if df.resolve().is_relative_to(root) else str(df)
+    return rel, dockerfile_lines(text)
+
+
+@rule("build-arg-not-declared", "a build arg the Dockerfile never declares")
+def _build_arg_not_declared(c: Ctx):
+    import difflib
+
+    for name, b, ctx in c.build_contexts():
+        args = b.get("args") or {}
+        if not args or (ctx / "build.yaml").is_file():
+            continue
+        df = _dockerfile(c, b, ctx)
+        if df is None:
+            continue
+        declared = {m.group(1) for _, line in df[1] for m in [_ARG.match(line)] if m}
+        for key in sorted(args):
+            if key not in declared:
+                near = difflib.get_close_matches(key, sorted(declared), n=1, cutoff=0.75)
+                yield ("services", name, "build", "args", key), (
+                    f"build arg {key} is not an ARG of {df[0]}"
+                    + (f" (it declares {near[0]})" if near else "")
+                    + ": the build ignores it, and the Dockerfile's default is used in "
+                    "every mode"), \
+                    (f"rename it {near[0]}" if near else f"declare ARG {key} in {df[0]}, or "
+                     "remove it")
+
+
+@rule("image-port-not-declared", "an image that listens on a port the model does not declare")
+def _image_port_not_declared(c: Ctx):
+    for name, b, ctx in c.build_contexts():
+        svc = c.services[name]
+        ports = {p["port"] for p in svc.get("ports") or []}
+        if not ports or svc.get("command") or svc.get("args"):
+            continue
+        df = _dockerfile(c, b, ctx)
+        if df is None:
+            continue
+        exposed: list[int] = []
+        exposed_at = 0
+        for lineno, line in df[1]:
+            m = _EXPOSE.match(line)
+            if m:
+                exposed += [int(p.split("/")[0]) for p in m.group(1).split()
+                            if p.split("/")[0].isdigit()]
+                exposed_at = exposed_at or lineno
+            m = _RUN_LINE.match(line)
+            if m:
+                for pm in _PORT_FLAG.finditer(m.group(2)):
+                    if int(pm.group(1)) not in ports:
+                        yield ("services", name, "ports"), (
+                            f"{df[0]}:{lineno} starts {name} on port {pm.group(1)}, but the "
+                            f"model declares {', '.join(str(p) for p in sorted(ports))}: "
+                            "probes, routes and references reach a port nobody listens on, "
+                            "in every mode"), \
+                            f"declare port {pm.group(1)} in the model, or start it on one the " \
+                            "model declares"
+                        break
+        if exposed and not ports & set(exposed):
+            yield ("services", name, "ports"), (
+                f"{df[0]}:{exposed_at} exposes {', '.join(map(str, exposed))}, none of the "
+                f"ports the model declares for {name} "
+                f"({', '.join(str(p) for p in sorted(ports))})"), \
+                "make the model's ports and the image's agree"
+
+
+HEALTH_PORT = re.compile(r"(health|management|admin|monitor|metrics|status|probe)", re.I)
+
+
+@rule("readiness-port-unused", "readiness on a port no dependent uses")
+def _readiness_port_unused(c: Ctx):
+    used: dict[str, set[str]] = {}
+    for name, svc in c.services.items():
+        for _, value in c.strings(name):
+            for m in re.finditer(r"\$\{(?:service|port):([a-z0-9][-a-z0-9]*)\.([a-z0-9][-a-z0-9]*)\}",
+                                 value):
+                if m.group(1) != name:
+                    used.setdefault(m.group(1), set()).add(m.group(2))
+    for name, svc in c.services.items():
+        rd = svc.get("readiness") or {}
+        probe = (rd.get("http") or rd.get("tcp") or {}).get("port")
+        if not probe or HEALTH_PORT.search(str(probe)) or name not in used:
+            continue
+        if probe not in used[name]:
+            yield ("services", name, "readiness"), (
+                f"{name} is ready when port '{probe}' answers, but the services that depend "
+                f"on it use {', '.join(sorted(used[name]))}: they are started before what "
+                "they call serves, in every mode"), \
+                f"probe {' or '.join(sorted(used[name]))} (the port its dependents use)"
+
+
+@rule("redirect-on-another-host", "a client's redirect URI on a host its app does not serve")
+def _redirect_on_another_host(c: Ctx):
+    ident = c.data.get("identity") or {}
+    clients = ident.get("clients") or {}
+    routes = c.stack.routes()
+    owner = {r.name: r.service for r in routes.values()}
+    users: dict[str, set[str]] = {}
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if re.search(r"CLIENT_?ID$", key) and isinstance(value, str) and value in clients:
+                users.setdefault(value, set()).add(name)
+    for cid, cl in clients.items():
+        apps = {n for n in users.get(cid, set()) if n in owner.values()}
+        if not apps:
+            continue
+        for f in ("redirect_uris", "post_logout_redirect_uris", "web_origins"):
+            for i, value in enumerate((cl or {}).get(f) or []):
+                for r in re.findall(r"\$\{route:([^}/]+)\}", str(value)):
+                    if r in owner and owner[r] not in apps:
+                        yield ("identity", "clients", cid, f, i), (
+                            f"client {cid} is used by {', '.join(sorted(apps))}, but its "
+                            f"{f} entry '{value}' is on {owner[r]}'s route: the provider "
+                            "refuses the app's own origin, in every mode"), \
+                            f"use ${{route:{next(k for k, v in owner.items() if v in apps)}}}"
 
 
 def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
