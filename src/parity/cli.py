@@ -222,8 +222,18 @@ def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
+    from . import running
+    from .errors import CheckFailed
+
     driver = lane(root, sel, timeout, recreate=recreate)
-    report = driver.up()
+    try:
+        report = driver.up()
+    except CheckFailed:
+        # things were started with this selection before it failed: later commands
+        # (status, validate, down) look at what now runs (parity.running)
+        running.record(root, sel)
+        raise
+    running.record(root, sel)
     lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
              f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]
     for e in report.get("endpoints", []):
@@ -308,8 +318,15 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
         int(failed)
 
 
-def down(root: Path, sel: Selection, dry_run: bool = False) -> str:
-    return lane(root, sel, quiet=True).down(dry_run)
+def down(root: Path, sel: Selection, dry_run: bool = False, volumes: bool = False) -> str:
+    """Remove what parity created for the lane; its data volumes only with ``volumes``
+    (reset, ``inv down --volumes``)."""
+    from . import running
+
+    text = lane(root, sel, quiet=True).down(dry_run, volumes=volumes)
+    if not dry_run:
+        running.clear(root, sel.mode)
+    return text
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:
