@@ -15,7 +15,7 @@ SEL     = $(if $(MODE),--mode $(MODE)) $(if $(PHASE),--phase $(PHASE)) $(if $(PR
 RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
-.PHONY: help venv engine test validate render lint diff config images doctor \
+.PHONY: help venv engine test test-deps validate render lint diff config images doctor \
 	up status check browser-deps down reset compose-up compose-status compose-validate compose-down \
 	compose-reset compose-doctor down-volumes kind-parity-up kind-parity-status kind-parity-validate \
 	kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor \
@@ -35,12 +35,17 @@ venv: $(VENV)/.installed  ## create .venv and install parity with its test tools
 engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs them on Debian 12)
 	@docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || bash .ci/install-docker.sh
 
-test: venv engine browser-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
-	$(BIN)/pytest -q
-	$(NOX) -s validate
-	$(NOX) -s k8s
-	$(NOX) -s e2e_compose
-	$(NOX) -s e2e_kind
+# PARITY_REQUIRE_ALL=1: a test that would skip for want of something make test should
+# have installed fails instead, naming it (tests/conftest.py); -rs lists every skip.
+test: venv engine browser-deps test-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
+	PARITY_REQUIRE_ALL=1 $(BIN)/pytest -q -rs
+	PARITY_REQUIRE_ALL=1 $(NOX) -s validate
+	PARITY_REQUIRE_ALL=1 $(NOX) -s k8s
+	PARITY_REQUIRE_ALL=1 $(NOX) -s e2e_compose
+	PARITY_REQUIRE_ALL=1 $(NOX) -s e2e_kind
+
+test-deps:  ## the Debian packages the tests run real servers from (installs them on Debian 12 as root, else names them)
+	@bash .ci/install-test-deps.sh
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations
 	$(NOX) -s validate

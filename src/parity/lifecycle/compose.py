@@ -189,10 +189,15 @@ class ComposeLane:
         from .. import images
 
         results = images.build(self.stack, self.root, progress=self.ui.line)
-        built = [r for r in results if r.action == "built"]
         pulled = self.pull_missing()
-        return (f"{len(built)} built, {len(results) - len(built)} unchanged"
-                + (f", {pulled} pulled" if pulled else ""))
+        return images.summary(results, self.running_images()) + (
+            f", {pulled} pulled" if pulled else "")
+
+    def running_images(self) -> dict[str, str]:
+        """Image reference -> the image ID its containers of this stack run."""
+        rows = docker.labelled("container", self._ours())
+        return {(i.get("Config") or {}).get("Image", ""): i.get("Image", "")
+                for i in docker.inspect([r["ID"] for r in rows])}
 
     def pull_missing(self) -> int:
         """Pull the public images that are not present, one by one, so a missing

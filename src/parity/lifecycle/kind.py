@@ -360,10 +360,9 @@ class KindLane:
         if self.kind_bin is None:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
         results = images.build(self.stack, self.root, progress=self.ui.line)
-        built = sum(r.action == "built" for r in results)
         if self._privileged_unknown:
             self.check_privileged()  # preflight had no image to probe with; now there is
-        return f"{built} built, {len(results) - built} unchanged"
+        return images.summary(results)
 
     def observe(self) -> str:
         obs = Observed(cluster_exists=self.cluster_exists())
