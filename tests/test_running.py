@@ -194,3 +194,63 @@ def test_a_rebuilt_image_is_not_another_repository(checkout, monkeypatch):
     check compares the reference the container was created from."""
     FakeDocker().install(monkeypatch)
     _lane(checkout).check_data()
+
+
+# --------------------------------------------------------------------------- kind data (0016)
+
+class FakeKube:
+    def __init__(self):
+        self.applied: list[dict] = []
+
+    def get(self, api_version, kind, name, namespace=None):
+        return next((d for d in self.applied if d["kind"] == kind
+                     and d["metadata"]["name"] == name), None)
+
+    def list(self, api_version, kind, namespace=None, selector=None):
+        if kind == "StorageClass":
+            return [{"metadata": {"name": "standard", "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}}}]
+        return []
+
+    def apply(self, doc):
+        self.applied.append(doc)
+
+
+def test_kind_pre_binds_a_volume_per_claim_to_a_directory_that_outlives_the_cluster(
+        checkout):
+    from parity.render.kind import KIND_DATA_HOST_DIR
+
+    lane = cli.lane(checkout, Selection("kind", 3, "offline"), quiet=True)
+    lane.render()
+    lane._kube = FakeKube()
+    assert lane.ensure_data_volumes() == 5
+    pvs = {d["metadata"]["name"]: d for d in lane._kube.applied}
+    pv = pvs["parity-parity-data-postgres-0"]
+    assert pv["spec"]["claimRef"] == {"namespace": "parity", "name": "data-postgres-0"}
+    assert pv["spec"]["hostPath"] == {"path": "/var/local-path-provisioner/parity_data-postgres-0",
+                                      "type": "DirectoryOrCreate"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["storageClassName"] == "standard"
+    assert (checkout / KIND_DATA_HOST_DIR / "parity_data-postgres-0").is_dir()
+    assert lane.ensure_data_volumes() == 0  # the next up changes nothing
+    config = lane.files["kind-config.yaml"]
+    assert "hostPath: .parity/data/kind" in config
+    assert "containerPath: /var/local-path-provisioner" in config
+
+
+def test_kind_refuses_kept_data_of_another_image_after_down(checkout):
+    """The cluster (and its StatefulSets, the record) is gone; the data and what
+    down remembered are not."""
+    from parity.datacompat import Written, remember
+    from parity.errors import InputError
+
+    lane = cli.lane(checkout, Selection("kind", 1, "default"), quiet=True)
+    lane.render()
+    (lane.data_dir / "parity_data-postgres-0").mkdir(parents=True)
+    remember(checkout / ".parity", "kind", [Written(
+        "postgres", "parity_data-postgres-0", "parity-offline/postgres:15-bookworm")])
+    lane.actions = [type("A", (), {"step": "cluster", "action": "create"})()]
+    with pytest.raises(InputError) as info:
+        lane.check_data()
+    assert "the data in parity_data-postgres-0 was written by " \
+           "parity-offline/postgres:15-bookworm" in str(info.value)
