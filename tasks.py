@@ -138,9 +138,11 @@ def _lane(mode, phase, profile=None, set=None, command=""):
 
 
 LANE_HELP = {"mode": MODE_HELP, "phase": PHASE_HELP, "profile": PROFILE_HELP, "set": SET_HELP}
-RUNNING = " (default: what inv up recorded in .parity/running.json, else compose / 1 / default)"
-LIFECYCLE_HELP = {"mode": MODE_HELP + RUNNING, "phase": PHASE_HELP.replace(" (default 1)", "")
-                  + RUNNING, "profile": PROFILE_HELP.replace(" (default: default)", "") + RUNNING,
+RUNNING = "; default: the running one (recorded by inv up in .parity/running.json), else "
+LIFECYCLE_HELP = {"mode": "compose or kind" + RUNNING + "compose",
+                  "phase": "1, 2 or 3: services of phases up to N" + RUNNING + "1",
+                  "profile": "image profile: a file in overlays/images/" + RUNNING
+                  + "default (or $PARITY_IMAGE_PROFILE)",
                   "set": SET_HELP + "; default: the --set values of the running up"}
 
 

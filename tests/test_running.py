@@ -32,6 +32,15 @@ def test_up_records_and_every_later_command_defaults_to_it(tmp_path):
         ("compose", 3, "offline", ("services.api.replicas=2",), "")
 
 
+def test_up_does_not_reapply_a_one_off_set(tmp_path):
+    running.record(tmp_path, Selection("compose", 3, "offline", ("services.api.replicas=2",)))
+    mode, phase, profile, sets, note = running.resolve(tmp_path, None, None, None, None,
+                                                       environ={}, command="up")
+    assert (phase, profile, sets) == (3, "offline", ())
+    assert note == ("note: the running compose environment was brought up with --set "
+                    "services.api.replicas=2; this up applies none")
+
+
 def test_the_only_running_lane_is_the_default_mode(tmp_path):
     running.record(tmp_path, Selection("kind", 2, "offline"))
     assert running.resolve(tmp_path, None, None, None, None, environ={})[:3] == \

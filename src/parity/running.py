@@ -4,7 +4,7 @@
 ``--set`` values in ``.parity/running.json`` (atomically, one entry per mode);
 ``down`` clears the mode's entry. Every later lifecycle command (status, validate,
 doctor, down, reset, up itself) defaults to that record for each value the user
-does not pass, so ``make up PHASE=3`` followed by plain ``make check`` checks phase
+does not pass (``up`` takes no ``--set`` from it: an override is one-off), so ``make up PHASE=3`` followed by plain ``make check`` checks phase
 3. A value passed explicitly always wins; where it differs from the running one the
 command says so (:func:`resolve` returns the note), because a check of phase 1
 against a phase-3 environment reports the difference, not a fault.
@@ -109,7 +109,13 @@ def resolve(root: Path, mode: str | None, phase, profile: str | None, sets,
         profile = run.profile
     elif (profile or env_profile) != run.profile:
         differs.append(f"profile {profile or env_profile}")
-    if not sets:
+    dropped = ""
+    if not sets and command == "up" and run.sets:
+        # an up without --set applies none: a --set is a one-off override, and there
+        # would be no way to drop one if up kept re-applying it
+        dropped = (f"note: the running {mode} environment was brought up with "
+                   f"{' '.join('--set ' + x for x in run.sets)}; this up applies none")
+    elif not sets:
         sets = run.sets
     note = ""
     if differs:
@@ -118,4 +124,5 @@ def resolve(root: Path, mode: str | None, phase, profile: str | None, sets,
             command, "this shows what you asked for:")
         note = (f"note: the running {mode} environment is {run.describe()} (recorded by "
                 f"inv up); {what} {', '.join(differs)}")
+    note = "\n".join(n for n in (note, dropped) if n)
     return mode, phase, profile, tuple(sets or ()), note
