@@ -1108,7 +1108,7 @@ class KindLane:
         if dry_run:
             text = ("would remove (nothing removed yet): " + ", ".join(removed)) if removed \
                 else "would remove nothing (no cluster)"
-            return text + (f"\nwould {kept}" if kept else "")
+            return text + (f"\nwould keep {kept.removeprefix('kept ')}" if kept else "")
         text = "removed " + (", ".join(removed) if removed else "nothing (no cluster)")
         return text + (f"\n{kept}" if kept else "")
 
