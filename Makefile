@@ -5,18 +5,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 INV    := $(BIN)/inv
 NOX    := $(BIN)/nox
-MODE   ?= compose
-PHASE  ?= 1
+# MODE, PHASE and PROFILE are passed to inv only when you set them: the lifecycle
+# targets then default to what `make up` recorded (.parity/running.json), else
+# compose / 1 / default (docs/runbook-compose.md, "The running selection").
+SEL     = $(if $(MODE),--mode $(MODE)) $(if $(PHASE),--phase $(PHASE)) $(if $(PROFILE),--profile $(PROFILE))
 # SHIM=1 runs the lifecycle through decision 0010's docker shim, for machines whose
 # Docker cannot run --privileged (kind's nodes need it; inv doctor says when). It is
 # never applied without SHIM=1 (or the same directory first on your PATH).
 RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
-.PHONY: help venv engine test validate render lint diff config images doctor \
+.PHONY: help venv engine test test-deps validate render lint diff config images doctor \
 	up status check browser-deps down reset compose-up compose-status compose-validate compose-down \
-	compose-reset compose-doctor kind-parity-up kind-parity-status kind-parity-validate \
-	kind-parity-down kind-parity-reset kind-parity-doctor kind-parity-images
+	compose-reset compose-doctor down-volumes kind-parity-up kind-parity-status kind-parity-validate \
+	kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor \
+	kind-parity-images compose-down-volumes
 
 help:  ## list the targets
 	@grep -E '^[a-z][a-zA-Z0-9_ -]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 24
@@ -32,55 +35,64 @@ venv: $(VENV)/.installed  ## create .venv and install parity with its test tools
 engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs them on Debian 12)
 	@docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || bash .ci/install-docker.sh
 
-test: venv engine browser-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
-	$(BIN)/pytest -q
-	$(NOX) -s validate
-	$(NOX) -s k8s
-	$(NOX) -s e2e_compose
-	$(NOX) -s e2e_kind
+# PARITY_REQUIRE_ALL=1: a test that would skip for want of something make test should
+# have installed fails instead, naming it (tests/conftest.py); -rs lists every skip.
+test: venv engine browser-deps test-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
+	PARITY_REQUIRE_ALL=1 $(BIN)/pytest -q -rs
+	PARITY_REQUIRE_ALL=1 $(NOX) -s validate
+	PARITY_REQUIRE_ALL=1 $(NOX) -s k8s
+	PARITY_REQUIRE_ALL=1 $(NOX) -s e2e_compose
+	PARITY_REQUIRE_ALL=1 $(NOX) -s e2e_kind
+
+test-deps:  ## the Debian packages the tests run real servers from (installs them on Debian 12 as root, else names them)
+	@bash .ci/install-test-deps.sh
 
 validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations of every image profile
 	$(NOX) -s validate
 
 render: venv  ## render MODE/PHASE into .parity/build/ (make render MODE=kind PHASE=2)
-	$(INV) render --mode $(MODE) --phase $(PHASE)
+	$(INV) render $(SEL)
 
 lint: venv  ## cross-reference lint of a render
-	$(INV) lint --mode $(MODE) --phase $(PHASE)
+	$(INV) lint $(SEL)
 
 diff: venv  ## compose-vs-kind parity diff for PHASE
-	$(INV) diff --from compose --to kind --phase $(PHASE)
+	$(INV) diff --from compose --to kind $(if $(PHASE),--phase $(PHASE))
 
 config: venv  ## print the merged model of MODE/PHASE
-	$(INV) config --mode $(MODE) --phase $(PHASE)
+	$(INV) config $(SEL)
 
 images: venv  ## build the images of MODE and PROFILE (offline: without a registry; MODE=kind adds the node image and edge)
-	$(INV) images --mode $(MODE) --phase 3 $(if $(PROFILE),--profile $(PROFILE))
+	$(INV) images $(if $(MODE),--mode $(MODE)) --phase 3 $(if $(PROFILE),--profile $(PROFILE))
 
-# --- lifecycle: MODE=compose (default) or kind; PHASE=1..3; PROFILE=default|offline; SHIM=1
+# --- lifecycle: MODE=compose or kind; PHASE=1..3; PROFILE=default|offline; SHIM=1;
+# each unset value is the running one (recorded by up), else compose / 1 / default
 up: venv engine  ## create/update the environment and wait until ready (make up PHASE=2)
-	$(RUN)$(INV) up --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) up $(SEL)
 
 doctor: venv  ## every prerequisite of the lane at once; changes nothing (exit 3 if one is missing)
-	$(RUN)$(INV) doctor --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) doctor $(SEL)
 
 status: venv  ## one row per service with state, health, reason, endpoint
-	$(RUN)$(INV) status --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+	$(RUN)$(INV) status $(SEL)
 
 check: venv $(if $(BROWSER),browser-deps)  ## the live checks (readiness, smoke through the edge, identity, contract); BROWSER=1 adds a real browser login
-	$(RUN)$(INV) validate --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE)) $(if $(BROWSER),--browser)
+	$(RUN)$(INV) validate $(strip $(SEL) $(if $(BROWSER),--browser))
 
 browser-deps:  ## Chromium and certutil from Debian for BROWSER=1 (installs them on Debian 12 when missing)
 	@command -v chromium >/dev/null 2>&1 && command -v certutil >/dev/null 2>&1 || bash .ci/install-browser.sh
 
-down: venv  ## remove everything parity created, and nothing else
-	$(RUN)$(INV) down --mode $(MODE) --phase $(PHASE)
+down: venv  ## remove what parity created, nothing else; keeps the data (VOLUMES=1 deletes it too)
+	$(RUN)$(INV) down $(strip $(SEL) $(if $(VOLUMES),--volumes))
 
-reset: venv  ## destroy and recreate from zero
-	$(RUN)$(INV) reset --mode $(MODE) --phase $(PHASE) $(if $(PROFILE),--profile $(PROFILE))
+down-volumes: venv  ## down, and delete the data volumes too (make down VOLUMES=1)
+	$(MAKE) --no-print-directory down VOLUMES=1
 
-compose-up compose-status compose-validate compose-down compose-reset compose-doctor: venv  ## compose lane aliases
+reset: venv  ## destroy and recreate from zero (deletes the data)
+	$(RUN)$(INV) reset $(SEL)
+
+compose-up compose-status compose-validate compose-down compose-down-volumes compose-reset compose-doctor: venv  ## compose lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose
 
-kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-reset kind-parity-doctor kind-parity-images: venv  ## kind lane aliases
+kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor kind-parity-images: venv  ## kind lane aliases
 	$(MAKE) --no-print-directory $(subst validate,check,$(subst kind-parity-,,$@)) MODE=kind

@@ -134,7 +134,25 @@ def _sel(mode, phase, profile=None, set=None):
     return cli.selection(mode, phase, profile, set)
 
 
+def _lane(mode, phase, profile=None, set=None, command=""):
+    """A lifecycle command's selection: every value not given is the running one
+    (recorded by up, parity.running); a differing explicit value is said on stderr."""
+    from parity import cli, running
+
+    mode, phase, profile, set, note = running.resolve(ROOT, mode, phase, profile, set,
+                                                      command=command)
+    if note:
+        sys.stderr.write(note + "\n")
+    return cli.selection(mode, phase, profile, set)
+
+
 LANE_HELP = {"mode": MODE_HELP, "phase": PHASE_HELP, "profile": PROFILE_HELP, "set": SET_HELP}
+RUNNING = "; default: the running one (recorded by inv up in .parity/running.json), else "
+LIFECYCLE_HELP = {"mode": "compose or kind" + RUNNING + "compose",
+                  "phase": "1, 2 or 3: services of phases up to N" + RUNNING + "1",
+                  "profile": "image profile: a file in overlays/images/" + RUNNING
+                  + "default (or $PARITY_IMAGE_PROFILE)",
+                  "set": SET_HELP + "; default: the --set values of the running up"}
 
 
 @task(iterable=["set"], auto_shortflags=False,
@@ -166,73 +184,79 @@ RECREATE_HELP = "kind: recreate the cluster when its kind-config changed (data i
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)",
+      help={**LIFECYCLE_HELP, "timeout": "seconds to wait for readiness (default 600)",
             "recreate": RECREATE_HELP})
 @engine
-def up(c, mode="compose", phase=1, profile=None, set=None, timeout=600, recreate=False):
+def up(c, mode=None, phase=None, profile=None, set=None, timeout=600, recreate=False):
     """Create or update the environment and wait until every service is ready."""
     from parity import cli
 
-    _out(cli.up(ROOT, _sel(mode, phase, profile, set), float(timeout), recreate))
+    _out(cli.up(ROOT, _lane(mode, phase, profile, set, "up"), float(timeout), recreate))
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "json": "print JSON instead of a table"})
+      help={**LIFECYCLE_HELP, "json": "print JSON instead of a table"})
 @engine
-def doctor(c, mode="compose", phase=1, profile=None, set=None, json=False):
+def doctor(c, mode=None, phase=None, profile=None, set=None, json=False):
     """Check every prerequisite of a lane at once, change nothing (exit 3 if one is missing)."""
     from parity import cli
 
-    _finish(*cli.doctor(ROOT, _sel(mode, phase, profile, set), json))
+    _finish(*cli.doctor(ROOT, _lane(mode, phase, profile, set), json))
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "json": "print JSON instead of a table"})
+      help={**LIFECYCLE_HELP, "json": "print JSON instead of a table"})
 @engine
-def status(c, mode="compose", phase=1, profile=None, set=None, json=False):
+def status(c, mode=None, phase=None, profile=None, set=None, json=False):
     """One row per service: state, health, reason, endpoint (exit 1 if not all ready)."""
     from parity import cli
 
-    _finish(*cli.status(ROOT, _sel(mode, phase, profile, set), json))
+    _finish(*cli.status(ROOT, _lane(mode, phase, profile, set), json))
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "json": "print JSON instead of a table",
+      help={**LIFECYCLE_HELP, "json": "print JSON instead of a table",
             "browser": "also log in through the edge in headless Chromium (checks/browser.py)"})
 @engine
-def validate(c, mode="compose", phase=1, profile=None, set=None, json=False, browser=False):
+def validate(c, mode=None, phase=None, profile=None, set=None, json=False, browser=False):
     """Run the live checks (readiness, smoke through the edge, identity, contract)."""
     from parity import cli
 
-    _finish(*cli.validate(ROOT, _sel(mode, phase, profile, set), json, browser))
+    _finish(*cli.validate(ROOT, _lane(mode, phase, profile, set), json, browser))
 
 
 DRY_RUN_HELP = "name what would be removed, remove nothing"
 
 
-@task(iterable=["set"], auto_shortflags=False, help={**LANE_HELP, "dry-run": DRY_RUN_HELP})
-@engine
-def down(c, mode="compose", phase=1, profile=None, set=None, dry_run=False):
-    """Remove everything parity created for the environment, and nothing else."""
-    from parity import cli
-
-    _out(cli.down(ROOT, _sel(mode, phase, profile, set), dry_run))
+VOLUMES_HELP = ("also delete the data volumes (compose: parity's named volumes; kind: "
+                ".parity/data/kind/); without it down keeps them for the next up")
 
 
 @task(iterable=["set"], auto_shortflags=False,
-      help={**LANE_HELP, "timeout": "seconds to wait for readiness (default 600)",
-            "dry-run": DRY_RUN_HELP})
+      help={**LIFECYCLE_HELP, "dry-run": DRY_RUN_HELP, "volumes": VOLUMES_HELP})
 @engine
-def reset(c, mode="compose", phase=1, profile=None, set=None, timeout=600, dry_run=False):
-    """Destroy and recreate the environment from zero (fresh volumes, reseeded)."""
+def down(c, mode=None, phase=None, profile=None, set=None, dry_run=False, volumes=False):
+    """Remove what parity created for the environment, and nothing else; keep its data
+    (--volumes deletes it too)."""
     from parity import cli
 
-    sel = _sel(mode, phase, profile, set)
+    _out(cli.down(ROOT, _lane(mode, phase, profile, set, "down"), dry_run, volumes))
+
+
+@task(iterable=["set"], auto_shortflags=False,
+      help={**LIFECYCLE_HELP, "timeout": "seconds to wait for readiness (default 600)",
+            "dry-run": DRY_RUN_HELP})
+@engine
+def reset(c, mode=None, phase=None, profile=None, set=None, timeout=600, dry_run=False):
+    """Destroy and recreate the environment from zero (its data deleted, reseeded)."""
+    from parity import cli
+
+    sel = _lane(mode, phase, profile, set, "reset")
     if dry_run:
-        _out(cli.down(ROOT, sel, dry_run=True) + "\nthen: up from zero")
+        _out(cli.down(ROOT, sel, dry_run=True, volumes=True) + "\nthen: up from zero")
         return
     with cli.environment_lock(ROOT, sel):  # no other command between the down and the up
-        _out(cli.down(ROOT, sel))
+        _out(cli.down(ROOT, sel, volumes=True))
         _out(cli.up(ROOT, sel, float(timeout)))
 
 

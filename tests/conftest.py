@@ -3,6 +3,7 @@ review the diff before committing."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,6 +56,34 @@ def _users_kube_dir_untouched():
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files from the current output")
+
+
+#: ``make test`` sets it: a test that would skip because something it needs is
+#: missing (a Debian package, Chromium, the engine) fails instead, with the reason:
+#: make test installs what its tests need (.ci/install-test-deps.sh), so a skip there
+#: is a broken install, not a pass. A skip that is right on any machine says why with
+#: the prefix below (reported by -rs, never turned into a failure).
+REQUIRE_ALL = "PARITY_REQUIRE_ALL"
+ALLOWED_SKIP = "not applicable:"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get(REQUIRE_ALL) != "1":
+        return
+    if hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if reason.startswith(ALLOWED_SKIP):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"would have skipped, but {REQUIRE_ALL}=1 (make test) requires every "
+                       f"test to run: {reason}\n(make test installs the test packages with "
+                       ".ci/install-test-deps.sh and .ci/install-browser.sh; run it as root, "
+                       "or install what is named above)")
 
 
 @pytest.fixture

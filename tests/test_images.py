@@ -399,3 +399,25 @@ def test_the_kind_lane_builds_its_node_and_edge_but_not_the_compose_edge():
     default = model.load(ROOT, Selection("kind", 1)).stack    # pulled: nothing to build
     assert {ib.image for ib in images.plan(default, ROOT)} == {"parity/api:0.1.0",
                                                                "parity/web:0.1.0"}
+
+
+# --------------------------------------------------------------------------- summary (#14)
+
+def test_summary_tells_what_this_run_built_and_what_it_found():
+    from parity.images import ImageResult, summary
+
+    def r(image, action, image_id="sha256:new", reason="unchanged (inputs x)"):
+        return ImageResult(image, action, reason, 0.0, "h", image_id)
+
+    assert summary([r("a:1", "built"), r("b:1", "skipped")]) == \
+        "1 built (a:1), 1 already up to date"
+    # `inv images --force` while the stack runs, then up: built before, not "unchanged"
+    assert summary([r("a:1", "skipped"), r("b:1", "skipped", "sha256:old")],
+                   {"a:1": "sha256:old", "b:1": "sha256:old"}) == (
+        "0 built, 2 already up to date (1 of them rebuilt since the running containers "
+        "started: a:1)")
+    assert summary([r("a:1", "skipped", reason="unchanged (inputs x) (another build in "
+                                               "this checkout ran meanwhile)")]) == (
+        "0 built, 1 already up to date (built by another build in this checkout that this "
+        "one waited for)")
+    assert "unchanged" not in summary([r("a:1", "skipped")])

@@ -231,11 +231,19 @@ def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
-    from . import lock
+    from . import lock, running
+    from .errors import CheckFailed
 
     driver = lane(root, sel, timeout, recreate=recreate)
     with lock.environment(root, sel.mode, say=driver.ui.line):
-        report = driver.up()
+        try:
+            report = driver.up()
+        except CheckFailed:
+            # things were started with this selection before it failed: later commands
+            # (status, validate, down) look at what now runs (parity.running)
+            running.record(root, sel)
+            raise
+        running.record(root, sel)
     lines = ["", f"parity {sel.mode} phase {sel.phase} is up. Endpoints (trust "
              f"{Path(driver.state, 'ca', 'ca.crt').relative_to(root)} in your browser):"]
     for e in report.get("endpoints", []):
@@ -320,14 +328,18 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
         int(failed)
 
 
-def down(root: Path, sel: Selection, dry_run: bool = False) -> str:
-    from . import lock
+def down(root: Path, sel: Selection, dry_run: bool = False, volumes: bool = False) -> str:
+    """Remove what parity created for the lane; its data volumes only with ``volumes``
+    (reset, ``inv down --volumes``)."""
+    from . import lock, running
 
     driver = lane(root, sel, quiet=True)
     if dry_run:  # names what would go, changes nothing: no lock
-        return driver.down(dry_run)
+        return driver.down(dry_run, volumes=volumes)
     with lock.environment(root, sel.mode, say=_say):
-        return driver.down(dry_run)
+        text = driver.down(dry_run, volumes=volumes)
+        running.clear(root, sel.mode)
+    return text
 
 
 def environment_lock(root: Path, sel: Selection):

@@ -38,6 +38,7 @@ Build output goes to ``.parity/logs/images/<image>.log``; a failure raises
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import fnmatch
 import glob
@@ -597,7 +598,7 @@ def build(stack, root: Path, *, progress: Progress | None = None, force: bool = 
     require_docker()
     results: list[ImageResult] = []
     stale: list[str] = []
-    with _build_lock(root, say):
+    with _build_lock(root, say) as waited:
         # every image and parent in one docker call; after a build the answer is
         # stale (a parent's ID changed), so from then on each is asked for afresh
         known = local_images([n for ib in builds for n in (*ib.parents, ib.image)])
@@ -605,6 +606,11 @@ def build(stack, root: Path, *, progress: Progress | None = None, force: bool = 
             results.append(_build_one(ib, root, say, force, stale, known))
             if results[-1].action != "skipped":
                 known = None
+            elif waited:
+                # the build this one waited for may have made it: say so, not "unchanged"
+                r = results[-1]
+                results[-1] = dataclasses.replace(
+                    r, reason=r.reason + " (another build in this checkout ran meanwhile)")
     # the images the rebuilt ones replaced are untagged now: drop them, children
     # first, unless something (a container, an image not built here) still uses them
     for image_id in reversed(stale):
@@ -625,13 +631,15 @@ def _build_lock(root: Path, say: Progress):
     except OSError as exc:
         raise fsio.write_error(exc, path) from None
     with fh:
+        waited = False
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             say("waiting for another image build in this checkout to finish")
             fcntl.flock(fh, fcntl.LOCK_EX)
+            waited = True
         try:
-            yield
+            yield waited
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -1062,6 +1070,28 @@ def report(results: Iterable[ImageResult]) -> str:
     return "\n".join(lines)
 
 
+def summary(results: Iterable[ImageResult], running: Mapping[str, str] | None = None) -> str:
+    """The one line a lane's images step ends with: what this run built, and what it
+    found already built, which is not "unchanged" when it differs from what runs
+    (``running``: image reference -> the ID its running containers use), e.g. after
+    ``inv images --force`` or a build this run waited for."""
+    results = list(results)
+    built = [r for r in results if r.action == "built"]
+    ready = [r for r in results if r.action != "built"]
+    text = f"{len(built)} built"
+    if built:
+        text += f" ({', '.join(r.image for r in built)})"
+    text += f", {len(ready)} already up to date"
+    newer = sorted(r.image for r in ready if running and r.image in running
+                   and r.image_id and running[r.image] != r.image_id)
+    if newer:
+        text += (f" ({len(newer)} of them rebuilt since the running containers started: "
+                 f"{', '.join(newer)})")
+    elif any("another build" in r.reason for r in ready):
+        text += " (built by another build in this checkout that this one waited for)"
+    return text
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.0f}MB" if n else "-"
 
@@ -1082,7 +1112,7 @@ def _rel(root: Path, p: Path) -> str:
 
 
 __all__ = ["Fetch", "ImageBuild", "Need", "Script", "ImageResult", "LABEL_HASH", "LABEL_MANAGED", "ParityError",
-           "build", "buildable", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes",
+           "build", "buildable", "summary", "context_files", "dockerfile_parents", "fetch_wheel", "find_recipes",
            "freshness", "present_images",
            "inputs_hash", "local_image", "local_images", "plan", "read_packages", "report",
            "tree_digest"]

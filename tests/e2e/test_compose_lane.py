@@ -181,7 +181,7 @@ def break_and_see_the_browser_check_fail() -> None:
 
 
 def test_compose_lane_end_to_end(unrelated) -> None:
-    inv("down")  # start clean, whatever an earlier run left
+    inv("down", "--volumes")  # start clean, whatever an earlier run left
     for phase in (1, 2, 3):
         out = inv("up", "--phase", str(phase))
         assert "is up" in out.stdout
@@ -214,7 +214,8 @@ def test_compose_lane_end_to_end(unrelated) -> None:
     # down --dry-run names what down would remove, and removes nothing
     plan = inv("down", "--dry-run").stdout
     assert plan.startswith("would remove (nothing removed yet):\n"), plan
-    assert "parity_postgres-data" in plan and "14 containers" in plan, plan
+    assert "14 containers" in plan and "volume" not in plan.splitlines()[1], plan
+    assert "\nwould keep 5 data volumes: " in plan and "parity_postgres-data" in plan, plan
     assert UNRELATED not in plan
     assert sorted(docker("ps", "-aq", "--no-trunc", "--filter",
                          "label=parity.dev/stack=parity").split()) == before
@@ -226,7 +227,7 @@ def test_compose_lane_end_to_end(unrelated) -> None:
     inv("reset", "--phase", "3")
     validate(3, browser=False)
 
-    inv("down")
+    inv("down", "--volumes")
     assert parity_objects() == {"containers": [], "volumes": [], "networks": []}
     assert docker("ps", "-aq", "--filter", f"name={UNRELATED}").strip()
     assert docker("volume", "ls", "-q", "--filter", f"name={UNRELATED}").strip()

@@ -3,7 +3,8 @@
 
     up phase 1 -> validate -> up phase 3 -> validate -> a no-op up (no pod restarted,
     no Job rerun) -> status (table and --json) -> Postgres data survives deleting
-    its pod (local-path PersistentVolume) -> reset -> validate (data gone) -> down
+    its pod and deleting the cluster (down, up: decision 0016) -> reset -> validate
+    (data gone) -> down --volumes
 
 After down: no cluster, no node container, ``.parity/kind`` gone, nothing written
 under ``~/.kube``, and a container, volume and network parity did not create still
@@ -80,11 +81,11 @@ def lane():
     image = docker("image", "ls", "-q").stdout.split()[0]
     docker("create", "--name", SENTINEL, "--network", SENTINEL, "-v", f"{SENTINEL}:/data",
            "--label", f"io.x-k8s.kind.cluster={CLUSTER}-not-ours", image, "true")
-    inv("down", "--mode", "kind")
+    inv("down", "--mode", "kind", "--volumes")
     before = kube_home()
     network_before = docker("network", "inspect", "kind").returncode == 0
     yield before, network_before
-    inv("down", "--mode", "kind", check=False)
+    inv("down", "--mode", "kind", "--volumes", check=False)
     docker("rm", "-f", SENTINEL)
     docker("volume", "rm", SENTINEL)
     docker("network", "rm", SENTINEL)
@@ -146,16 +147,19 @@ def test_kind_lane_end_to_end(lane) -> None:
     assert status["ready"] and status["cluster"]["exists"]
     assert {r["service"] for r in status["services"]} >= {"postgres", "api", "edge", "vault"}
 
-    # Postgres keeps its data when its pod goes: a local-path PersistentVolume
+    # Postgres keeps its data when its pod goes: parity's PersistentVolume, pre-bound
+    # to the claim, on .parity/data/kind/ mounted at local-path-provisioner's path
     psql("CREATE TABLE parity_e2e (v text); INSERT INTO parity_e2e VALUES ('kept')")
     from parity import cli
 
     driver = cli.lane(ROOT, cli.selection("kind", 3, "offline"), quiet=True)
     pvc = driver.kube.get("v1", "PersistentVolumeClaim", "data-postgres-0", "parity")
     assert pvc["status"]["phase"] == "Bound", pvc["status"]
+    assert pvc["spec"]["volumeName"] == "parity-parity-data-postgres-0"
     pv = driver.kube.get("v1", "PersistentVolume", pvc["spec"]["volumeName"])
-    assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == \
-        "rancher.io/local-path"
+    assert pv["spec"]["hostPath"]["path"] == \
+        "/var/local-path-provisioner/parity_data-postgres-0"
+    assert (ROOT / ".parity" / "data" / "kind" / "parity_data-postgres-0").is_dir()
     old_uid = driver.kube.get("v1", "Pod", "postgres-0", "parity")["metadata"]["uid"]
     driver.kube.delete("v1", "Pod", "postgres-0", "parity")
     deadline = time.monotonic() + 300
@@ -168,14 +172,27 @@ def test_kind_lane_end_to_end(lane) -> None:
         time.sleep(2)
     assert psql("SELECT v FROM parity_e2e") == "kept"
 
+    # ... and when the cluster goes (decision 0016): down keeps it, the next up finds it
+    down = inv("down", "--mode", "kind")
+    assert "kept " in down.stdout and ".parity/data/kind/parity_data-postgres-0" in \
+        down.stdout, down.stdout
+    assert docker("ps", "-a", "-q", "--filter",
+                  f"label=io.x-k8s.kind.cluster={CLUSTER}").stdout.strip() == ""
+    inv("up", "--mode", "kind", "--phase", "3")
+    # no --phase: status follows what runs (recorded by up), not phase 1
+    status = json.loads(inv("status", "--mode", "kind", "--json").stdout)
+    assert "vault" in {r["service"] for r in status["services"]} and status["ready"]
+    assert psql("SELECT v FROM parity_e2e") == "kept"
+
     inv("reset", "--mode", "kind", "--phase", "3")
     validate(3, browser=False)
     assert psql("SELECT to_regclass('public.parity_e2e') IS NULL") == "t"  # fresh volumes
 
-    inv("down", "--mode", "kind")
+    inv("down", "--mode", "kind", "--volumes")
     assert docker("ps", "-a", "-q", "--filter",
                   f"label=io.x-k8s.kind.cluster={CLUSTER}").stdout.strip() == ""
     assert not (ROOT / ".parity" / "kind").exists()
+    assert not (ROOT / ".parity" / "data" / "kind").exists()
     home_before, network_before = lane
     assert kube_home() == home_before, "something under ~/.kube changed"
     if not network_before:  # kind made its network for parity's cluster: gone again

@@ -947,11 +947,19 @@ def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_p
         world.up(1)
     calls_before, deletes_before = len(world.calls()), len(world.deletes())
     lane = world.lane(1)
-    assert lane.down(dry_run=True) == (f"would remove (nothing removed yet): cluster {CLUSTER} "
-                                       "(with its volumes), .parity/kind")
+    data = world.state / "data" / "kind"
+    kept = sorted(p.name for p in data.iterdir())
+    assert "parity_data-postgres-0" in kept  # parity's PVs, pre-bound (decision 0016)
+    keep = (f"{len(kept)} data volumes: " + ", ".join(f".parity/data/kind/{d}" for d in kept)
+            + "; `inv reset --mode kind` or `inv down --mode kind --volumes` removes them")
+    assert lane.down(dry_run=True) == (f"would remove (nothing removed yet): cluster {CLUSTER}"
+                                       f", .parity/kind\nwould keep {keep}")
     assert not [c for c in world.calls()[calls_before:] if c[0] == "delete"]
     assert CLUSTER in world.clusters() and (world.state / "kind").exists()
-    assert lane.down() == f"removed cluster {CLUSTER} (with its volumes), .parity/kind"
+    assert lane.down() == f"removed cluster {CLUSTER}, .parity/kind\nkept {keep}"
+    assert data.is_dir() and sorted(p.name for p in data.iterdir()) == kept
+    # who wrote the data is remembered for the next up's check (decision 0011)
+    assert (world.state / "data" / "writers-kind.json").is_file()
     deletes = [c for c in world.calls()[calls_before:] if c[0] == "delete"]
     assert deletes == [["delete", "cluster", "--name", CLUSTER, "--kubeconfig",
                         str(world.kubeconfig)]]
@@ -965,8 +973,10 @@ def test_down_deletes_only_parity_cluster_and_leaves_nothing(world: World, tmp_p
     assert cp.get(path_of("ConfigMap", STATE_CONFIGMAP, "kube-system")) is None
     rows = lane.status()
     assert {(r.state, r.reason) for r in rows} == {("missing", f"no cluster {CLUSTER}")}
-    assert lane.down() == "removed nothing (no cluster)"
-    assert lane.down(dry_run=True) == "would remove nothing (no cluster)"
+    assert lane.down() == f"removed nothing (no cluster)\nkept {keep}"
+    assert lane.down(dry_run=True) == f"would remove nothing (no cluster)\nwould keep {keep}"
+    assert lane.down(dry_run=True, volumes=True) == (
+        f"would remove (nothing removed yet): {len(kept)} data volumes (.parity/data/kind/)")
 
     # a cluster of parity's name that parity did not create (no record): refused
     own = tmp_path / "users-own-kubeconfig"

@@ -87,21 +87,50 @@ class ComposeLane:
 
     def check_data(self) -> None:
         """Refuse to start an image on a volume an incompatible image wrote (see
-        :mod:`parity.datacompat`); the containers that ran are the record."""
-        from ..datacompat import Written, check
+        :mod:`parity.datacompat`): the containers that ran are the record, else what
+        ``down`` remembered about the volumes it kept."""
+        from .. import running
+        from ..datacompat import check
+
+        written = {w.service: w for w in self.writers()}
+        if self.stack.services:
+            kept = {r["Name"] for r in docker.labelled("volume", self._ours())}
+            for w in self._recalled():
+                if w.service not in written and any(v in kept for v in w.data.split()):
+                    written[w.service] = w
+        run = running.read(self.root).get("compose")
+        check(written.values(), self.stack, f"inv reset --phase {self.stack.phase} --profile "
+                                            f"{self.stack.profile}",
+              profile=run.profile if run else None)
+
+    def _ours(self) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
+
+    def _recalled(self):
+        from ..datacompat import recalled
+
+        return recalled(self.state, "compose")
+
+    def writers(self) -> list:
+        """The data of each stateful service with a container, and the image
+        reference that container was created from (``Config.Image``: the reference
+        the stack asked for, also after a rebuild moved its tag to a new ID)."""
+        from ..datacompat import Written
         from ..render import LABEL_SERVICE
 
-        ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
-        written = []
-        for row in docker.labelled("container", ours):
-            name = _label(row.get("Labels", ""), LABEL_SERVICE)
+        rows = docker.labelled("container", self._ours())
+        out = []
+        for info in docker.inspect([r["ID"] for r in rows]):
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            name = labels.get(LABEL_SERVICE, "")
             svc = self.stack.services.get(name)
             if svc is None or not svc.storage:
                 continue
-            volumes = ", ".join(f"{self.project}_{name}-{s.name}" for s in svc.storage)
-            written.append(Written(name, f"volume {volumes}", row.get("Image", "")))
-        check(written, self.stack, f"inv reset --phase {self.stack.phase} --profile "
-                                   f"{self.stack.profile}")
+            names = [f"{self.project}_{name}-{s.name}" for s in svc.storage]
+            image = (info.get("Config") or {}).get("Image") or info.get("Image", "")
+            out.append(Written(name, "volume " + " ".join(names), image,
+                               _backup_command(names[0], image)))
+        return out
 
     def check_ports(self) -> None:
         for port, var in ((self.stack.http_port, "PARITY_HTTP_PORT"),
@@ -171,10 +200,15 @@ class ComposeLane:
 
         checkout.refuse_shared_images(self.stack, self.root, "inv up")
         results = images.build(self.stack, self.root, progress=self.ui.line)
-        built = [r for r in results if r.action == "built"]
         pulled = self.pull_missing()
-        return (f"{len(built)} built, {len(results) - len(built)} unchanged"
-                + (f", {pulled} pulled" if pulled else ""))
+        return images.summary(results, self.running_images()) + (
+            f", {pulled} pulled" if pulled else "")
+
+    def running_images(self) -> dict[str, str]:
+        """Image reference -> the image ID its containers of this stack run."""
+        rows = docker.labelled("container", self._ours())
+        return {(i.get("Config") or {}).get("Image", ""): i.get("Image", "")
+                for i in docker.inspect([r["ID"] for r in rows])}
 
     def pull_missing(self) -> int:
         """Pull the public images that are not present, one by one, so a missing
@@ -437,32 +471,62 @@ class ComposeLane:
 
     # ------------------------------------------------------------------ down
 
-    def down(self, dry_run: bool = False) -> str:
-        """Remove parity's containers, networks and volumes of this stack, nothing else
-        (``dry_run``: name them, remove nothing)."""
+    def down(self, dry_run: bool = False, volumes: bool = False) -> str:
+        """Remove parity's containers and networks of this stack, nothing else, and
+        keep its data volumes for the next ``up`` (decision 0016); ``volumes`` (reset,
+        ``inv down --volumes``) removes those too. ``dry_run``: name what would be
+        removed, remove nothing."""
+        from ..datacompat import forget, remember
+
         docker.engine_ok()
         self.check_owner("down")
-        ours = {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
+        ours = self._ours()
+        kinds = ("container", "volume", "network") if volumes else ("container", "network")
+        data = sorted(r["Name"] for r in docker.labelled("volume", ours))
+        kept = "" if volumes or not data else _kept(data)
         if dry_run:
             found = {kind: sorted(r.get("Names") or r.get("Name") or r.get("ID", "?")
                                   for r in docker.labelled(kind, ours))
-                     for kind in ("container", "volume", "network")}
+                     for kind in kinds}
             if not any(found.values()):
-                return "would remove nothing: parity has no containers, volumes or networks"
-            return "would remove (nothing removed yet):\n" + "\n".join(
-                f"  {len(names)} {kind}{'s' if len(names) != 1 else ''}: {', '.join(names)}"
-                for kind, names in found.items() if names)
-        containers = [r["ID"] for r in docker.labelled("container", ours)]
+                text = "would remove nothing: parity has no containers, volumes or networks"
+            else:
+                text = "would remove (nothing removed yet):\n" + "\n".join(
+                    f"  {len(names)} {kind}{'s' if len(names) != 1 else ''}: {', '.join(names)}"
+                    for kind, names in found.items() if names)
+            return text + (f"\nwould keep {kept[5:]}" if kept else "")
+        rows = docker.labelled("container", ours)
+        if not volumes:
+            remember(self.state, "compose", self.writers())
+        containers = [r["ID"] for r in rows]
         if containers:
             docker.run(["docker", "rm", "-f", "-v", *containers], timeout=120)
-        volumes = [r["Name"] for r in docker.labelled("volume", ours)]
+        removed_volumes = []
+        if volumes and data:
+            docker.run(["docker", "volume", "rm", "-f", *data], timeout=120)
+            removed_volumes = data
         if volumes:
-            docker.run(["docker", "volume", "rm", "-f", *volumes], timeout=120)
+            forget(self.state, "compose")
         networks = [r["Name"] for r in docker.labelled("network", ours)]
         if networks:
             docker.run(["docker", "network", "rm", *networks], timeout=120)
-        return (f"removed {len(containers)} containers, {len(volumes)} volumes, "
-                f"{len(networks)} networks")
+        text = (f"removed {len(containers)} containers, "
+                + (f"{len(removed_volumes)} volumes, " if volumes else "")
+                + f"{len(networks)} networks")
+        return text + (f"\n{kept}" if kept else "")
+
+
+def _kept(volumes: list[str]) -> str:
+    """The line ``down`` ends with when it keeps data (the wording is the contract of
+    decision 0016 and the runbooks)."""
+    n = len(volumes)
+    return (f"kept {n} data volume{'s' if n != 1 else ''}: {', '.join(volumes)}; "
+            "`inv reset` or `inv down --volumes` removes them")
+
+
+def _backup_command(volume: str, image: str) -> str:
+    return (f"docker run --rm -v {volume}:/data:ro -v \"$PWD\":/backup --entrypoint tar "
+            f"{image} czf /backup/{volume}.tgz -C /data .")
 
 
 def _label(labels: str | dict, key: str) -> str:

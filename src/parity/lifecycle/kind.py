@@ -213,8 +213,10 @@ class KindLane:
     def kind(self, *args: str, check: bool = True, timeout: float = 900):
         if self.kind_bin is None:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
+        # in the checkout: kind-config.yaml's data hostPath is relative to it
         return docker.run([self.kind_bin, *args], check=check, timeout=timeout,
-                          env=self.kind_env(create=args[:2] == ("create", "cluster")))
+                          env=self.kind_env(create=args[:2] == ("create", "cluster")),
+                          cwd=self.root)
 
     def kind_env(self, create: bool = False) -> dict[str, str]:
         """kind sees only parity's kubeconfig (a kind command without --kubeconfig
@@ -379,10 +381,9 @@ class KindLane:
             self.kind_bin = kindcli.ensure(self.root, self.ui.line)
         checkout.refuse_shared_images(self.stack, self.root, "inv up --mode kind")
         results = images.build(self.stack, self.root, progress=self.ui.line)
-        built = sum(r.action == "built" for r in results)
         if self._privileged_unknown:
             self.check_privileged()  # preflight had no image to probe with; now there is
-        return f"{built} built, {len(results) - built} unchanged"
+        return images.summary(results)
 
     def observe(self) -> str:
         obs = Observed(cluster_exists=self.cluster_exists())
@@ -466,17 +467,127 @@ class KindLane:
         self.actions = plan(self.observed, self.files["kind-config.yaml"],
                             self.built_images(), self.recreate, self.cluster,
                             self.wanted_node_image(), self.edge_digest())
-        if self._action("cluster") == "keep":  # a new cluster starts without data
-            from ..datacompat import Written, check
-
-            check([Written(name, f"the PVCs of StatefulSet {name}", image)
-                   for name, image in sorted(self.observed.data_images.items())],
-                  self.stack, f"inv reset --mode kind --phase {self.stack.phase} "
-                              f"--profile {self.stack.profile}")
+        self.check_data()
         for a in self.actions:
             self.ui.line(f"    {a.step:<8} {a.action:<9} {a.detail}")
         changes = [a for a in self.actions if a.action not in ("keep", "skip")]
         return f"{len(changes)} actions"
+
+    def check_data(self) -> None:
+        """Refuse an image on data another image wrote (parity.datacompat): a kept
+        cluster's StatefulSets are the record; a new cluster finds the data ``down``
+        kept in .parity/data/kind/ and what ``down`` remembered of its writers."""
+        from .. import running
+        from ..datacompat import Written, check, recalled
+
+        if self._action("cluster") == "keep":
+            written = [Written(name, f"the PVCs of StatefulSet {name}", image,
+                               self._backup_command(name))
+                       for name, image in sorted(self.observed.data_images.items())]
+        else:
+            kept = set(self.kept_data())
+            written = [w for w in recalled(self.state, "kind")
+                       if any(d in kept for d in w.data.split())]
+        run = running.read(self.root).get("kind")
+        check(written, self.stack, f"inv reset --mode kind --phase {self.stack.phase} "
+                                   f"--profile {self.stack.profile}",
+              profile=run.profile if run else None)
+
+    # ------------------------------------------------------------------ data (0016)
+
+    @property
+    def data_dir(self) -> Path:
+        from ..render.kind import KIND_DATA_HOST_DIR
+
+        return self.root / KIND_DATA_HOST_DIR
+
+    def claims(self) -> list[tuple[str, str, dict]]:
+        """(StatefulSet, PVC name, claim template) of every PVC the rendered
+        StatefulSets make (``<template>-<statefulset>-<ordinal>``: stable names)."""
+        out = []
+        for doc in self.docs():
+            if doc["kind"] != "StatefulSet":
+                continue
+            name = doc["metadata"]["name"]
+            for tpl in doc["spec"].get("volumeClaimTemplates") or []:
+                for i in range(int(doc["spec"].get("replicas", 1))):
+                    out.append((name, f"{tpl['metadata']['name']}-{name}-{i}", tpl))
+        return out
+
+    def data_dir_name(self, claim: str) -> str:
+        return f"{self.stack.namespace}_{claim}"
+
+    def kept_data(self) -> list[str]:
+        """The data directories in .parity/data/kind/ (one per PVC that ever ran)."""
+        if not self.data_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.data_dir.iterdir() if p.is_dir())
+
+    def ensure_data_volumes(self) -> int:
+        """A PersistentVolume for each PVC of the rendered StatefulSets, pre-bound to
+        it (claimRef) and backed by its own directory under local-path-provisioner's
+        path, which kind-config.yaml mounts from .parity/data/kind/: a PVC made in a
+        new cluster binds to the same data the last cluster wrote."""
+        from ..render.kind import KIND_DATA_NODE_DIR
+
+        default_class = self.default_storage_class()
+        ns = self.stack.namespace
+        made = 0
+        for sts, claim, tpl in self.claims():
+            spec = tpl.get("spec") or {}
+            directory = self.data_dir / self.data_dir_name(claim)
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o777)  # as local-path-provisioner makes its directories
+            name = f"parity-{ns}-{claim}"
+            if self.kube.get("v1", "PersistentVolume", name) is not None:
+                continue
+            self.kube.apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {
+                "name": name, "labels": {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}},
+                "spec": {
+                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                    "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": spec.get("storageClassName") or default_class,
+                    "claimRef": {"namespace": ns, "name": claim},
+                    "hostPath": {"path": f"{KIND_DATA_NODE_DIR}/{self.data_dir_name(claim)}",
+                                 "type": "DirectoryOrCreate"}}})
+            made += 1
+        return made
+
+    def default_storage_class(self) -> str:
+        for sc in self.kube.list("storage.k8s.io/v1", "StorageClass"):
+            notes = sc["metadata"].get("annotations") or {}
+            if notes.get("storageclass.kubernetes.io/is-default-class") == "true":
+                return sc["metadata"]["name"]
+        return "standard"
+
+    def _backup_command(self, service: str) -> str:
+        dirs = [self.data_dir_name(c) for s, c, _ in (self.claims() if self.files else [])
+                if s == service]
+        if not dirs:
+            return ""
+        rel = self.data_dir.relative_to(self.root)
+        return f"sudo cp -a {rel}/{dirs[0]} {dirs[0]}.backup"
+
+    def remove_data(self) -> None:
+        """Delete .parity/data/kind/ (reset, down --volumes). Its files belong to the
+        containers' users (often root): through the node while it runs, else a
+        throwaway container of the node image, when the checkout's user cannot."""
+        from ..render.kind import KIND_DATA_NODE_DIR
+
+        if not self.data_dir.exists():
+            return
+        if self.node_containers():
+            docker.run(["docker", "exec", self.node(), "sh", "-c",
+                        f"rm -rf {KIND_DATA_NODE_DIR}/* {KIND_DATA_NODE_DIR}/.[!.]*"],
+                       check=False, timeout=300)
+        try:
+            shutil.rmtree(self.data_dir)
+        except PermissionError:
+            docker.run(["docker", "run", "--rm", "-v", f"{self.data_dir}:/data",
+                        "--entrypoint", "sh", self.stack.kind_node.image, "-c",
+                        "rm -rf /data/* /data/.[!.]*"], timeout=300)
+            shutil.rmtree(self.data_dir)
 
     def _action(self, step: str) -> str:
         return next((a.action for a in self.actions if a.step == step), "keep")
@@ -536,6 +647,7 @@ class KindLane:
             self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                       str(self.kubeconfig), timeout=300)
         fsio.ensure_dir(self.kind_dir)
+        fsio.ensure_dir(self.data_dir)  # the user's, not the engine's
         network_before = self._network_exists()
         self.kind("create", "cluster", "--name", self.cluster, "--config",
                   str(self.out / "kind-config.yaml"), "--kubeconfig", str(self.kubeconfig),
@@ -705,6 +817,7 @@ class KindLane:
         return [("stack", first)] + [(f"wave {w}", by_wave[w]) for w in sorted(by_wave)]
 
     def apply_waves(self) -> str:
+        self.ensure_data_volumes()  # before any StatefulSet makes its PVCs
         total = 0
         waves = self.waves()
         for name, docs in waves:
@@ -1002,10 +1115,15 @@ class KindLane:
 
     # ------------------------------------------------------------------ down
 
-    def down(self, dry_run: bool = False) -> str:
-        """Delete parity's cluster and the local artifacts made for it, nothing else
-        (``dry_run``: name them, delete nothing)."""
+    def down(self, dry_run: bool = False, volumes: bool = False) -> str:
+        """Delete parity's cluster and the local artifacts made for it, nothing else,
+        and keep the data in .parity/data/kind/ for the next up (decision 0016);
+        ``volumes`` (reset, ``inv down --volumes``) deletes it too. ``dry_run``: name
+        what would go, delete nothing."""
+        from ..datacompat import Written, forget, remember
+
         removed = []
+        data = self.kept_data()
         if self.cluster_exists():
             if not self.kubeconfig.exists() and dry_run:
                 # a dry run writes nothing: kind prints the kubeconfig, held in memory
@@ -1032,10 +1150,25 @@ class KindLane:
                     "deletes clusters it created", hint=f"kind delete cluster --name "
                     f"{self.cluster} if it is yours to delete")
             self.check_owner(record.get("data") or {}, "down")
+            if not dry_run and not volumes:
+                # the StatefulSets are the record of who wrote the data: keep it
+                self.files = self.files or self._rendered()
+                remember(self.state, "kind", [
+                    Written(name, " ".join(self.data_dir_name(c) for s, c, _ in self.claims()
+                                           if s == name) or f"StatefulSet {name}", image,
+                            self._backup_command(name))
+                    for name, image in sorted(self.data_images().items())])
+            if not dry_run and volumes:
+                self.remove_data()
             if not dry_run:
                 self.kind("delete", "cluster", "--name", self.cluster, "--kubeconfig",
                           str(self.kubeconfig), timeout=300)
-            removed.append(f"cluster {self.cluster} (with its volumes)")
+            removed.append(f"cluster {self.cluster}")
+        if volumes and (data or self.data_dir.exists()):
+            if not dry_run:
+                self.remove_data()
+                forget(self.state, "kind")
+            removed.append(f"{len(data)} data volumes ({self.data_dir.relative_to(self.root)}/)")
         network = self._remove_network_we_created(dry_run)
         if network:
             removed.append(network)
@@ -1043,7 +1176,20 @@ class KindLane:
             if not dry_run:
                 shutil.rmtree(self.kind_dir)
             removed.append(str(self.kind_dir.relative_to(self.root)))
+        kept = ""
+        if data and not volumes:
+            rel = self.data_dir.relative_to(self.root)
+            kept = (f"kept {len(data)} data volume{'s' if len(data) != 1 else ''}: "
+                    + ", ".join(f"{rel}/{d}" for d in data)
+                    + "; `inv reset --mode kind` or `inv down --mode kind --volumes` removes them")
         if dry_run:
-            return ("would remove (nothing removed yet): " + ", ".join(removed)) if removed \
+            text = ("would remove (nothing removed yet): " + ", ".join(removed)) if removed \
                 else "would remove nothing (no cluster)"
-        return "removed " + (", ".join(removed) if removed else "nothing (no cluster)")
+            return text + (f"\nwould keep {kept.removeprefix('kept ')}" if kept else "")
+        text = "removed " + (", ".join(removed) if removed else "nothing (no cluster)")
+        return text + (f"\n{kept}" if kept else "")
+
+    def _rendered(self) -> dict[str, str]:
+        from ..render import RenderContext, render
+
+        return render(self.stack, RenderContext.for_output(self.root, self.out))

@@ -95,6 +95,12 @@ from .edge import (EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE, 
                    GATEWAY_CLASS, edge_docs)
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+#: Where the kind lane keeps its data, relative to the checkout (kind resolves a
+#: relative hostPath against its working directory, which parity sets to the
+#: checkout), and where the node sees it: local-path-provisioner's storage path.
+#: The directory outlives the cluster, so ``inv down`` keeps the data (decision 0016).
+KIND_DATA_HOST_DIR = ".parity/data/kind"
+KIND_DATA_NODE_DIR = "/var/local-path-provisioner"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 
 #: The Gateway listener on a moved browser https port (``PARITY_HTTPS_PORT``).
@@ -282,6 +288,8 @@ class _Renderer:
                            LABEL_MANAGED: "true", LABEL_STACK: st.name},
                 "extraPortMappings": [mapping(st.http_port, EDGE_NODEPORT_HTTP),
                                       mapping(st.https_port, EDGE_NODEPORT_HTTPS)],
+                "extraMounts": [{"hostPath": KIND_DATA_HOST_DIR,
+                                 "containerPath": KIND_DATA_NODE_DIR}],
             }],
         }
 
