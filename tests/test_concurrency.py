@@ -157,7 +157,7 @@ def test_a_second_up_fails_with_exit_3_naming_the_holder(repo_copy, monkeypatch)
     touched = []
     monkeypatch.setattr(ComposeLane, "up", lambda self: touched.append("up") or {})
     monkeypatch.setattr(ComposeLane, "down",
-                        lambda self, dry_run=False: touched.append(("down", dry_run)) or "ok")
+                        lambda self, dry_run=False, volumes=False: touched.append(("down", dry_run)) or "ok")
     holder = _holder(repo_copy, "compose")
     try:
         sel = cli.selection("compose", 1)

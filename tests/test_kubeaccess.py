@@ -509,7 +509,7 @@ def test_down_dry_run_writes_nothing_anywhere(tmp_path, repo_copy, monkeypatch,
         out = _lane(repo_copy).down(dry_run=True)
     finally:
         api.close()
-    assert out == "would remove (nothing removed yet): cluster parity-parity (with its volumes)"
+    assert out == "would remove (nothing removed yet): cluster parity-parity"
     assert (_tree(repo_copy / ".parity"), _tree(home), _tree(no_tmp_writes)) == before
     assert [c["argv"][:2] for c in _calls(bindir)] == [["version"], ["get", "clusters"],
                                                        ["get", "kubeconfig"]]

@@ -536,8 +536,7 @@ class KindLane:
         for sts, claim, tpl in self.claims():
             spec = tpl.get("spec") or {}
             directory = self.data_dir / self.data_dir_name(claim)
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o777)  # as local-path-provisioner makes its directories
+            fsio.ensure_dir(directory, 0o777)  # as local-path-provisioner makes its directories
             name = f"parity-{ns}-{claim}"
             if self.kube.get("v1", "PersistentVolume", name) is not None:
                 continue
