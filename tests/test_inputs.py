@@ -476,3 +476,40 @@ def test_errors_are_parity_errors_not_tracebacks(repo_copy: Path) -> None:
     local(repo_copy, "me.yaml", "services:\n  api:\n    !!python/object:x description: y\n")
     with pytest.raises(ParityError):
         config(repo_copy)
+
+
+# --------------------------------------------------------------------------- long chains
+
+def test_a_dependency_chain_longer_than_the_recursion_limit_is_walked() -> None:
+    from parity import rules
+
+    n = 5000
+    services = {f"s{i:05d}": {"depends_on": [f"s{i + 1:05d}"] if i < n - 1 else []}
+                for i in range(n)}
+    assert model._cycles(services) == []
+    closure = rules._closure(services)
+    assert len(closure["s00000"]) == n - 1 and closure[f"s{n - 1:05d}"] == set()
+    services[f"s{n - 1:05d}"]["depends_on"] = ["s00000"]
+    cycles = model._cycles(services)
+    assert len(cycles) == 1 and len(cycles[0]) == n + 1
+    assert rules._closure(services)["s00003"] == set(services) - {"s00003"}
+
+
+def test_cycles_are_reported_as_before() -> None:
+    services = {"a": {"depends_on": ["b"]}, "b": {"depends_on": ["c", "a"]},
+                "c": {"depends_on": ["c"]}, "d": {"depends_on": ["nope", "a"]}}
+    assert model._cycles(services) == [["c", "c"], ["a", "b", "a"]]
+
+
+def test_a_long_chain_of_services_loads(repo_copy: Path) -> None:
+    n = 1100
+    lines = ["services:"]
+    for i in range(n):
+        lines += [f"  s{i:05d}:", "    phase: 1", "    image: x:1",
+                  "    readiness: {tcp: {port: p}}", "    ports: [{name: p, port: 80}]"]
+        if i < n - 1:
+            lines.append(f"    depends_on: [s{i + 1:05d}]")
+    (repo_copy / "base" / "chain.yaml").write_text("\n".join(lines) + "\n")
+    with deadline(120):
+        stack = model.load(repo_copy, Selection("compose", 1)).stack
+    assert len(stack.order()) >= n  # one wave per link of the chain

@@ -966,26 +966,34 @@ def _check_refs(value: str, path: tuple, services: dict, phase: int, err,
 
 
 def _cycles(services: dict) -> list[list[str]]:
+    """Every dependency cycle, found by a depth-first search with an explicit stack
+    (a chain of thousands of services must not exhaust Python's recursion)."""
     found: list[list[str]] = []
     state: dict[str, int] = {}
-    stack: list[str] = []
+    path: list[str] = []
 
-    def visit(n: str) -> None:
-        state[n] = 1
-        stack.append(n)
-        for d in services[n].get("depends_on") or []:
-            if d not in services:
-                continue
-            if state.get(d) == 1:
-                found.append(stack[stack.index(d):] + [d])
+    def deps(n: str) -> list[str]:
+        ds = services[n].get("depends_on") or []
+        return [d for d in ds if isinstance(d, str) and d in services] \
+            if isinstance(ds, list) else []
+
+    for start in sorted(services):
+        if start in state:
+            continue
+        state[start] = 1
+        path.append(start)
+        todo = [iter(deps(start))]
+        while todo:
+            d = next(todo[-1], None)
+            if d is None:
+                todo.pop()
+                state[path.pop()] = 2
+            elif state.get(d) == 1:
+                found.append(path[path.index(d):] + [d])
             elif d not in state:
-                visit(d)
-        stack.pop()
-        state[n] = 2
-
-    for n in sorted(services):
-        if n not in state:
-            visit(n)
+                state[d] = 1
+                path.append(d)
+                todo.append(iter(deps(d)))
     return found
 
 
