@@ -56,11 +56,25 @@ SET_PATHS = ["services.api.replicas", "services.api.env.DATABASE_PORT", "stack.d
              "services.api.ports[http].port", "stack.edge.http_port", "services.nope.x",
              "services.api.image", "services.web.routes[web].host", "stack", "services..x",
              "services.api.env.NEW", "[x]", "services.api.ports[nope].port", "a" * 300]
+#: values that are valid YAML strings but odd as names, formats, paths or image refs
+ODD_TEXT = ["{x}", "{0}", "{service}{x}", "{service.__class__}", "{", "}", "{{}}", "a/b",
+            "/abs", "../..", "..", ".", "a\nb", " ", "", "x:", "@sha256:", "UPPER:Tag",
+            "a..b", "-", "$VAR", "$(VAR)", "${service:nope.x}", "${x", "日本", "a" * 300,
+            "'", '"', "#", "a b", "\t", "*", "?", "%", "\\"]
+#: leaves whose text is formatted, used as a name or path, or parsed as an image
+ODD_PATHS = ["stack.internal_dns", "stack.domain", "stack.namespace", "stack.name",
+             "services.api.image", "services.api.build.context", "services.api.build.dockerfile",
+             "services.api.user", "services.api.working_dir", "identity.realm",
+             "services.web.routes[web].host", "services.web.routes[web].path",
+             "services.postgres.storage[data].size", "services.postgres.storage[data].path",
+             "services.api.env.DATABASE_NAME", "stack.kind.node.image", "stack.edge.bind",
+             "services.api.resources.limits.memory", "services.api.description"]
 ENV_VARS = ["PARITY_DOMAIN", "PARITY_HTTP_PORT", "PARITY_HTTPS_PORT", "PARITY_DOMAIN",
             "PARITY_HTTP_PORT", "PARITY_IMAGE_PROFILE", "PARITY_TYPO"]
 #: (mutation, weight): value edits that keep the YAML valid are the most common, so
 #: most cases get past the parser into the merge, the model, the renderers and diff
-KINDS = [("scalar", 5), ("set", 4), ("leaf", 5), ("tag", 3), ("env", 1), ("delete", 1),
+KINDS = [("scalar", 5), ("set", 4), ("leaf", 5), ("odd", 4), ("tag", 3), ("env", 1),
+         ("delete", 1),
          ("duplicate", 1), ("swap", 1), ("indent", 1), ("key", 1), ("truncate", 1),
          ("swap_files", 1), ("local", 1)]
 
@@ -288,6 +302,26 @@ class Mutator:
         target.write_text(overlay_for(path, value, tag), encoding="utf-8")
         self.log.append(f"leaf {self.rel(target)}: {format_path(path)} = "
                         f"{(tag + ' ') if tag else ''}{value[:80]!r}")
+
+    def m_odd(self, f, files):
+        """An odd string (quoted, so it stays a string) where text is formatted, used
+        as a name or path, or parsed as an image reference."""
+        import json
+
+        path = self.rng.choice(ODD_PATHS)
+        value = self.rng.choice(ODD_TEXT)
+        if self.rng.random() < 0.5:
+            item = f"{path}={value}"
+            self.sets.append(item)
+            self.log.append(f"odd --set {item[:100]!r}")
+            return
+        from parity.model import parse_path
+
+        target = self.root / "overlays" / "local" / f"odd{len(self.log)}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(overlay_for(parse_path(path), json.dumps(value), None),
+                          encoding="utf-8")
+        self.log.append(f"odd {self.rel(target)}: {path} = {value[:80]!r}")
 
     def m_set(self, f, files):
         from parity.nodes import format_path
