@@ -363,6 +363,7 @@ def test_nan_inf_and_huge_integers_are_refused_anywhere(repo_copy: Path, value: 
     text = refused(repo_copy)
     assert text.startswith("overlays/local/me.yaml:4: ")
     assert "finite number" in text or "does not fit in 64 bits" in text
+    assert "finite number" in text or value not in text  # digits are never echoed
     assert len(text) < 400
     (repo_copy / "overlays" / "local" / "me.yaml").unlink()
     text = refused(repo_copy, sets=[f"stack.edge.http_port={value}"])
@@ -513,3 +514,9 @@ def test_a_long_chain_of_services_loads(repo_copy: Path) -> None:
     with deadline(120):
         stack = model.load(repo_copy, Selection("compose", 1)).stack
     assert len(stack.order()) >= n  # one wave per link of the chain
+
+
+def test_a_huge_integer_is_not_echoed(repo_copy: Path) -> None:
+    text = refused(repo_copy, sets=["secrets.redis.keys.password.value=123456789012345678901234"])
+    assert "123456789" not in text and "********" in text
+    assert "an integer of 24 digits does not fit in 64 bits" in text

@@ -210,6 +210,12 @@ def parse_text(text: str, rel: str, layer: str, *, tag_parser: TagParser | None 
     return root
 
 
+def _too_big(text: str) -> str:
+    # the digits are not echoed: the value may be meant as a secret
+    digits = sum(c.isdigit() for c in text)
+    return f"an integer of {digits} digits does not fit in 64 bits"
+
+
 def _too_deep(where: str) -> InputError:
     return InputError(f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
                       where=where, hint="flatten the structure; the stack model needs a "
@@ -342,8 +348,7 @@ class _Converter:
                              hint="quote it if you mean the text; parity accepts no NaN or "
                                   "infinity")
         if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
-            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
-            raise ValueRefused(f"the integer {shown} does not fit in 64 bits", where=str(loc),
+            raise ValueRefused(_too_big(node.value), where=str(loc),
                              hint="quote it if you mean the text")
         return value, node.value
 
@@ -374,8 +379,7 @@ class _Converter:
             except ValueError:  # Python refuses int() of more than 4300 digits
                 if std_tag != _STD + "int":
                     raise
-                shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
-                raise ValueRefused(f"the integer {shown} does not fit in 64 bits",
+                raise ValueRefused(_too_big(node.value),
                                    where=str(self.loc(node)),
                                    hint="quote it if you mean the text") from None
         raise InputError(f"unsupported YAML type {std_tag.removeprefix(_STD)!s} "
