@@ -10,6 +10,11 @@
     --set path=value            in the order given
 
 Nothing else influences the merged model: no other file, no other variable.
+``.yml`` is read wherever ``.yaml`` is (the same name with both is an error).
+The directories are scanned strictly (:class:`_Scan`): an entry that is not a
+regular file or directory, a symlink that leaves the repository, an unreadable
+directory, or a YAML file or directory parity would not read is an error naming
+it, never a silent skip or a hang.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +31,17 @@ from .errors import InputError, did_you_mean
 from .nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path
 from .overlay import Context, Policy, apply, parse_tag
 from . import schema
-from .yamlio import load_file
+from .yamlio import ValueRefused, decode, load_file, read_input
 
 MODES = ("compose", "kind")
 PHASES = (1, 2, 3)
 DEFAULT_PROFILE = "default"
 #: Files in base/ that are not part of the stack model.
 BASE_EXCLUDE = ("parity-policy.yaml",)
+#: What a layer file is named: NAME.yaml or NAME.yml (any case).
+YAML_SUFFIXES = (".yaml", ".yml")
+#: The directories of overlays/ (anything else there would be silently ignored).
+OVERLAY_DIRS = ("phases", "modes", "images", "local")
 
 #: The documented PARITY_* variables: name -> (model path or None, meaning).
 ENV_VARS: dict[str, tuple[str | None, str]] = {
@@ -42,7 +52,8 @@ ENV_VARS: dict[str, tuple[str | None, str]] = {
     "PARITY_DEBUG": (None, "show tracebacks (not a model input)"),
 }
 
-POLICY = Policy(strict=schema.is_collection, list_key=schema.list_key)
+POLICY = Policy(strict=schema.is_collection, list_key=schema.list_key,
+                item_defaults=schema.item_defaults)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,7 @@ def check_selection(sel: Selection, root: Path) -> None:
     if sel.phase not in PHASES:
         raise InputError(f"unknown phase '{sel.phase}'", hint="use --phase 1, 2 or 3")
     profile = sel.effective_profile()
-    images = root / "overlays" / "images"
-    known = sorted(p.stem for p in images.glob("*.yaml")) if images.is_dir() else []
+    known = sorted(_Scan(root).named_files(root / "overlays" / "images"))
     if profile not in known:
         raise InputError(f"unknown image profile '{profile}'{did_you_mean(profile, known)}",
                          hint=f"profiles are the files in overlays/images/: "
@@ -96,30 +106,36 @@ def check_selection(sel: Selection, root: Path) -> None:
 def plan_layers(root: Path, sel: Selection) -> list[Layer]:
     """THE layer order. Every other module asks this function; none builds its own."""
     check_selection(sel, root)
+    scan = _Scan(root)
     out: list[Layer] = []
-    for f in sorted((root / "base").rglob("*.yaml")):
+    for f in scan.base_files(root / "base"):
         if f.name not in BASE_EXCLUDE:
             out.append(Layer("base", f, _rel(root, f), is_base=True))
     if not out:
         raise InputError("no stack model: base/ has no *.yaml files", where=str(root / "base"),
                          hint="run parity from the repository root")
+    overlays = root / "overlays"
+    scan.check_overlays(overlays)
+    phases = scan.named_files(overlays / "phases", [str(n) for n in PHASES], "phase")
     for n in range(1, sel.phase + 1):
-        f = root / "overlays" / "phases" / f"{n}.yaml"
-        if f.exists():
+        if str(n) in phases:
+            f = phases[str(n)]
             out.append(Layer(f"phase:{n}", f, _rel(root, f)))
-    f = root / "overlays" / "modes" / f"{sel.mode}.yaml"
-    if f.exists():
+    modes = scan.named_files(overlays / "modes", list(MODES), "mode")
+    if sel.mode in modes:
+        f = modes[sel.mode]
         out.append(Layer(f"mode:{sel.mode}", f, _rel(root, f)))
     profile = sel.effective_profile()
-    f = root / "overlays" / "images" / f"{profile}.yaml"
+    f = scan.named_files(overlays / "images").get(profile,
+                                                  overlays / "images" / f"{profile}.yaml")
     out.append(Layer(f"images:{profile}", f, _rel(root, f)))
-    local = root / "overlays" / "local"
-    if local.is_dir():
-        _check_local_dirs(root, local)
+    local = overlays / "local"
+    if scan.is_dir(local):
+        shared, per_mode = scan.local(local)
         if sel.shared_local:
-            for f in sorted(local.glob("*.yaml")):
+            for f in shared:
                 out.append(Layer("local", f, _rel(root, f)))
-        for f in sorted((local / sel.mode).glob("*.yaml")):
+        for f in per_mode.get(sel.mode, []):
             out.append(Layer(f"local:{sel.mode}", f, _rel(root, f)))
     for var, (path, _) in ENV_VARS.items():
         if path and var in sel.environ:
@@ -138,16 +154,190 @@ def set_label(item: str) -> str:
     return f"--set {item}"
 
 
-def _check_local_dirs(root: Path, local: Path) -> None:
-    """overlays/local/ holds shared *.yaml and one directory per mode, nothing else:
-    a misnamed directory would otherwise be silently ignored."""
-    for d in sorted(p for p in local.iterdir() if p.is_dir()):
-        if d.name not in MODES:
-            raise InputError(f"unknown local overlay directory '{d.name}'"
-                             f"{did_you_mean(d.name, MODES)}", where=_rel(root, d) + "/",
-                             hint="a subdirectory of overlays/local/ applies to one mode "
-                                  f"and is named after it: {', '.join(m + '/' for m in MODES)}; "
-                                  "files for every mode go in overlays/local/ itself")
+def _is_yaml(name: str) -> bool:
+    return name.lower().endswith(YAML_SUFFIXES)
+
+
+def _ignored(name: str) -> bool:
+    """Hidden files (.gitkeep, editor swap and lock files) and backups (x.yaml~)."""
+    return name.startswith(".") or name.endswith("~")
+
+
+class _Scan:
+    """Reads the layer directories strictly. Nothing here opens a file: entries are
+    classified by ``lstat``/``stat`` only, and a symlink is followed only when it
+    stays inside the repository."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.real_root = os.path.realpath(root)
+
+    def rel(self, p: Path) -> str:
+        return _rel(self.root, p)
+
+    def kind(self, p: Path) -> str:
+        """'file', 'dir', or an error for anything else (or a symlink leaving the repo)."""
+        try:
+            info = os.lstat(p)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", where=self.rel(p)) from None
+        if stat.S_ISLNK(info.st_mode):
+            real = os.path.realpath(p)
+            if not (real == self.real_root or real.startswith(self.real_root + os.sep)):
+                raise InputError("a symlink that resolves outside the repository",
+                                 where=self.rel(p),
+                                 hint="parity reads only files inside the repository; copy "
+                                      "the file in, or remove the link")
+            try:
+                info = os.stat(p)
+            except OSError as exc:
+                raise InputError(f"a broken symlink ({exc.strerror})", where=self.rel(p),
+                                 hint="fix or remove the link") from None
+        if stat.S_ISREG(info.st_mode):
+            return "file"
+        if stat.S_ISDIR(info.st_mode):
+            return "dir"
+        from .yamlio import _file_type
+
+        raise InputError(f"not a regular file or directory (a {_file_type(info.st_mode)})",
+                         where=self.rel(p),
+                         hint="parity reads only regular files here; remove it")
+
+    def is_dir(self, p: Path) -> bool:
+        if not os.path.lexists(p):
+            return False
+        return self.kind(p) == "dir"
+
+    def entries(self, d: Path) -> list[tuple[Path, str]]:
+        """The (path, kind) of every entry of ``d`` parity looks at, sorted by name."""
+        try:
+            names = sorted(os.listdir(d))
+        except OSError as exc:
+            raise InputError(f"cannot read directory: {exc.strerror}",
+                             where=self.rel(d) + "/",
+                             hint="check its permissions; parity reads every file here") \
+                from None
+        out = []
+        for name in names:
+            if _ignored(name):
+                continue
+            p = d / name
+            out.append((p, self.kind(p)))
+        return out
+
+    def yaml_files(self, d: Path) -> list[Path]:
+        """The YAML files directly in ``d`` (other files are not layers)."""
+        return [p for p, k in self.entries(d) if k == "file" and _is_yaml(p.name)]
+
+    def base_files(self, base: Path) -> list[Path]:
+        """Every YAML file under base/, subdirectories included, sorted by path."""
+        if not self.is_dir(base):
+            return []
+        out: list[Path] = []
+        seen: set[str] = set()
+        todo = [base]
+        while todo:
+            d = todo.pop()
+            real = os.path.realpath(d)
+            if real in seen:  # a symlinked directory loop
+                raise InputError("a directory symlink loop", where=self.rel(d) + "/",
+                                 hint="remove the link")
+            seen.add(real)
+            for p, k in self.entries(d):
+                if k == "dir":
+                    todo.append(p)
+                elif _is_yaml(p.name):
+                    out.append(p)
+        _no_twins(out, self.rel)
+        return sorted(out)
+
+    def named_files(self, d: Path, known: list[str] | None = None,
+                    what: str = "") -> dict[str, Path]:
+        """NAME -> file for the YAML files directly in ``d``; with ``known``, a YAML
+        file or directory whose NAME is not known is an error (it would never be
+        read)."""
+        if not self.is_dir(d):
+            return {}
+        out: dict[str, Path] = {}
+        for p, k in self.entries(d):
+            stem = p.name.rsplit(".", 1)[0] if _is_yaml(p.name) else p.name
+            if k == "dir" and known is None:
+                continue  # overlays/images/<profile>/: build inputs
+            if k == "file" and not _is_yaml(p.name):
+                continue  # notes, READMEs: not layers
+            if known is not None and (k == "dir" or stem not in known):
+                raise InputError(
+                    f"unknown {what} {'directory' if k == 'dir' else 'file'} "
+                    f"'{p.name}'{did_you_mean(stem, known)}",
+                    where=self.rel(p) + ("/" if k == "dir" else ""),
+                    hint=f"files here are named after a {what}: "
+                         f"{', '.join(n + '.yaml' for n in known)}; parity reads nothing else")
+            if stem in out:
+                raise _twins(self.rel(out[stem]), self.rel(p))
+            out[stem] = p
+        return out
+
+    def check_overlays(self, overlays: Path) -> None:
+        """overlays/ holds phases/, modes/, images/ and local/: a misnamed directory
+        (or a YAML file put there) would otherwise never be read."""
+        if not self.is_dir(overlays):
+            return
+        for p, k in self.entries(overlays):
+            if k == "file" and not _is_yaml(p.name):
+                continue
+            if k == "dir" and p.name in OVERLAY_DIRS:
+                continue
+            raise InputError(
+                f"unknown {'directory' if k == 'dir' else 'file'} '{p.name}' in overlays/"
+                f"{did_you_mean(p.name, OVERLAY_DIRS)}",
+                where=self.rel(p) + ("/" if k == "dir" else ""),
+                hint="overlays/ holds " + ", ".join(d + "/" for d in OVERLAY_DIRS)
+                     + "; a file of your own goes in overlays/local/")
+
+    def local(self, local: Path) -> tuple[list[Path], dict[str, list[Path]]]:
+        """overlays/local/ holds shared YAML files and one directory per mode, nothing
+        else: a misnamed directory would otherwise be silently ignored."""
+        shared: list[Path] = []
+        per_mode: dict[str, list[Path]] = {}
+        for p, k in self.entries(local):
+            if k == "dir":
+                if p.name not in MODES:
+                    raise InputError(
+                        f"unknown local overlay directory '{p.name}'"
+                        f"{did_you_mean(p.name, MODES)}", where=self.rel(p) + "/",
+                        hint="a subdirectory of overlays/local/ applies to one mode "
+                             f"and is named after it: {', '.join(m + '/' for m in MODES)}; "
+                             "files for every mode go in overlays/local/ itself")
+                mode_files: list[Path] = []
+                for q, kq in self.entries(p):
+                    if kq == "dir":
+                        raise InputError(
+                            f"a directory in overlays/local/{p.name}/ is not read",
+                            where=self.rel(q) + "/",
+                            hint=f"put the files for {p.name} directly in "
+                                 f"overlays/local/{p.name}/")
+                    if _is_yaml(q.name):
+                        mode_files.append(q)
+                _no_twins(mode_files, self.rel)
+                per_mode[p.name] = mode_files
+            elif _is_yaml(p.name):
+                shared.append(p)
+        _no_twins(shared, self.rel)
+        return shared, per_mode
+
+
+def _twins(a: str, b: str) -> InputError:
+    return InputError(f"both {a} and {b} exist: the same layer twice", where=b,
+                      hint="keep one of the two (.yaml and .yml are read alike)")
+
+
+def _no_twins(files: list[Path], rel) -> None:
+    seen: dict[tuple[Path, str], Path] = {}
+    for f in sorted(files):
+        key = (f.parent, f.name.rsplit(".", 1)[0].lower())
+        if key in seen:
+            raise _twins(rel(seen[key]), rel(f))
+        seen[key] = f
 
 
 def describe(layers: list[Layer]) -> str:
@@ -175,22 +365,12 @@ def _load_layer(layer: Layer) -> Map:
     """Parse a file layer; parsed trees are cached by content hash (they are
     immutable, so every render in the process can share them)."""
     assert layer.file is not None
-    try:
-        data = layer.file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", where=layer.rel) from None
+    data = read_input(layer.file, layer.rel)
     key = (layer.rel, layer.name, hashlib.sha256(data).hexdigest())
     hit = _cache.get(key)
     if hit is None:
         parser = None if layer.is_base else parse_tag
-        from .yamlio import MAX_INPUT_BYTES
-
-        if len(data) > MAX_INPUT_BYTES:
-            load_file(layer.file, layer.rel, layer.name)  # raises the size error
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text ({exc.reason})", where=layer.rel) from None
+        text = decode(data, layer.rel)
         hit = load_file(layer.file, layer.rel, layer.name, tag_parser=parser, text=text)
         _cache[key] = hit
     return hit
@@ -219,8 +399,8 @@ def assignment_tree(item: str, layer: Layer) -> Map:
                              hint="write keys with dots and list items as [name]")
         parts.append((m.group(1), False) if m.group(1) else (m.group(2), True))
         pos = m.end()
-    value = Scalar(_scalar(raw), (loc,))
-    node: Node = value
+    value, text = _scalar(raw, layer)
+    node: Node = Scalar(value, (loc,), None, text)
     for name, is_item in reversed(parts):
         if is_item:
             node = Seq((Map({"name": Scalar(name, (loc,)), **(
@@ -234,15 +414,23 @@ def assignment_tree(item: str, layer: Layer) -> Map:
     return node
 
 
-def _scalar(raw: str):
+def _scalar(raw: str, layer: Layer) -> tuple[object, str | None]:
+    """(value, text as written) of a --set or PARITY_* value: a YAML scalar, else the
+    text itself; a number parity refuses (NaN, beyond 64 bits) is an error."""
     from .yamlio import parse_text
 
+    if any(c in raw for c in "\n\r\x85\u2028\u2029"):
+        return raw, None  # one line, or it would be read as more keys
     try:
         tree = parse_text(f"v: {raw}", "--set", "set")
+    except ValueRefused as exc:
+        raise InputError(exc.message, where=layer.rel, hint=exc.hint) from None
     except InputError:
-        return raw
+        return raw, None
     v = tree.entries.get("v")
-    return v.value if isinstance(v, Scalar) else raw
+    if isinstance(v, Scalar) and len(tree.entries) == 1:
+        return v.value, v.text
+    return raw, None
 
 
 def union(a: Map, b: Map, path: tuple = ()) -> Map:

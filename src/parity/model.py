@@ -341,6 +341,54 @@ def apply_defaults(tree: Map) -> Map:
     return Map(entries, tree.keylocs, tree.hist)
 
 
+# --------------------------------------------------------------------------- as written
+
+def as_written(node: Node, sch: dict | None = None) -> Node:
+    """Where the schema takes a string, a number keeps the text it was written in
+    (``0755`` stays ``0755``, ``1.10`` stays ``1.10``; an env value, an arg, a build
+    arg), and so does a boolean where no boolean is allowed. YAML would otherwise
+    have turned it into a number and back into different text."""
+    if sch is None:
+        sch = schema.STACK
+    if isinstance(node, Scalar):
+        if node.text is None or node.value is None:
+            return node
+        types = schema.allowed_types(sch)
+        if "string" not in types or (isinstance(node.value, bool) and "boolean" in types):
+            return node
+        return Scalar(node.text, node.hist, node.op)
+    branches = schema.child_schemas(sch)
+    if isinstance(node, Map):
+        changed = {}
+        for key, child in node.entries.items():
+            sub = None
+            for b in branches:
+                if b.get("type") != "object" and "properties" not in b:
+                    continue
+                props = b.get("properties", {})
+                extra = b.get("additionalProperties")
+                sub = props.get(key) if key in props else (
+                    extra if isinstance(extra, dict) else None)
+                if sub is not None:
+                    break
+            if sub is not None:
+                new = as_written(child, sub)
+                if new is not child:
+                    changed[key] = new
+        if not changed:
+            return node
+        return Map({**node.entries, **changed}, node.keylocs, node.hist, node.op)
+    if isinstance(node, Seq):
+        items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), None)
+        if items is None:
+            return node
+        new_items = tuple(as_written(i, items) for i in node.items)
+        if all(a is b for a, b in zip(new_items, node.items)):
+            return node
+        return Seq(new_items, node.hist, node.op)
+    return node
+
+
 # --------------------------------------------------------------------------- locating
 
 def locate(tree: Map, path: tuple) -> tuple[Node | None, Loc]:
@@ -918,26 +966,34 @@ def _check_refs(value: str, path: tuple, services: dict, phase: int, err,
 
 
 def _cycles(services: dict) -> list[list[str]]:
+    """Every dependency cycle, found by a depth-first search with an explicit stack
+    (a chain of thousands of services must not exhaust Python's recursion)."""
     found: list[list[str]] = []
     state: dict[str, int] = {}
-    stack: list[str] = []
+    path: list[str] = []
 
-    def visit(n: str) -> None:
-        state[n] = 1
-        stack.append(n)
-        for d in services[n].get("depends_on") or []:
-            if d not in services:
-                continue
-            if state.get(d) == 1:
-                found.append(stack[stack.index(d):] + [d])
+    def deps(n: str) -> list[str]:
+        ds = services[n].get("depends_on") or []
+        return [d for d in ds if isinstance(d, str) and d in services] \
+            if isinstance(ds, list) else []
+
+    for start in sorted(services):
+        if start in state:
+            continue
+        state[start] = 1
+        path.append(start)
+        todo = [iter(deps(start))]
+        while todo:
+            d = next(todo[-1], None)
+            if d is None:
+                todo.pop()
+                state[path.pop()] = 2
+            elif state.get(d) == 1:
+                found.append(path[path.index(d):] + [d])
             elif d not in state:
-                visit(d)
-        stack.pop()
-        state[n] = 2
-
-    for n in sorted(services):
-        if n not in state:
-            visit(n)
+                state[d] = 1
+                path.append(d)
+                todo.append(iter(deps(d)))
     return found
 
 
@@ -1021,7 +1077,7 @@ def _build_stack(data: dict, sel: Selection, layers: list[Layer]) -> Stack:
 def load(root: Path, sel: Selection) -> Resolved:
     """Layers -> merged tree -> defaults -> validation -> typed stack."""
     tree, layers = merged_tree(root, sel)
-    tree = apply_defaults(tree)
+    tree = as_written(apply_defaults(tree))
     order = describe(layers)
     errors = validate_schema(tree, order)
     if not errors:

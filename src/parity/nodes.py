@@ -82,11 +82,17 @@ class Seq(Node):
 
 
 class Scalar(Node):
-    __slots__ = ("value",)
+    """A leaf. ``text`` is the source text of a number or boolean as written
+    (``0755``, ``1.10``, ``True``), so a field that wants a string can take it
+    verbatim instead of a re-stringified number; None for everything else."""
 
-    def __init__(self, value: Any, hist: tuple[Loc, ...], op: Any = None):
+    __slots__ = ("value", "text")
+
+    def __init__(self, value: Any, hist: tuple[Loc, ...], op: Any = None,
+                 text: str | None = None):
         super().__init__(hist, op)
         self.value = value
+        self.text = text
 
     kind = "scalar"  # type: ignore[assignment]
 

@@ -334,22 +334,28 @@ def _floating_image_tag(c: Ctx):
 
 
 def _closure(services: dict) -> dict[str, set[str]]:
+    """Every service each service reaches through depends_on, itself excluded.
+    Iterative, so a chain of thousands of services cannot exhaust the recursion
+    limit."""
     out: dict[str, set[str]] = {}
 
-    def deps(n: str, seen: frozenset = frozenset()) -> set[str]:
-        if n in out:
-            return out[n]
-        found: set[str] = set()
-        for d in (services.get(n) or {}).get("depends_on") or []:
-            if d in seen:
-                continue
-            found.add(d)
-            found |= deps(d, seen | {n})
-        out[n] = found
-        return found
+    def direct(n: str) -> list:
+        ds = (services.get(n) or {}).get("depends_on") or []
+        return list(ds) if isinstance(ds, list) else []
 
     for n in services:
-        deps(n)
+        found: set = set()
+        todo = direct(n)
+        while todo:
+            d = todo.pop()
+            if d == n or d in found:
+                continue
+            found.add(d)
+            if d in out:  # already complete: take it whole
+                found |= out[d] - {n}
+                continue
+            todo.extend(direct(d))
+        out[n] = found
     return out
 
 

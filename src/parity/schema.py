@@ -254,3 +254,38 @@ def is_collection(path: tuple) -> bool:
 def list_key(path: tuple) -> str:
     """Lists of mappings in the model are all keyed by ``name``."""
     return "name"
+
+
+#: Lists whose items get defaults (``parity.model.apply_defaults``), by path.
+ITEM_DEFAULTS = (
+    (("services", "*", "ports"), PORT_DEFAULTS),
+    (("services", "*", "routes"), ROUTE_DEFAULTS),
+    (("services", "*", "storage"), STORAGE_DEFAULTS),
+)
+
+
+def item_defaults(path: tuple) -> dict:
+    """The defaults the items of the list at ``path`` will get: an overlay that
+    matches items by a defaulted field (``!merge(by=path)``) sees them already."""
+    for pattern, defaults in ITEM_DEFAULTS:
+        if len(pattern) == len(path) and all(p == "*" or p == q
+                                             for p, q in zip(pattern, path)):
+            return defaults
+    return {}
+
+
+def allowed_types(sch: dict) -> set[str]:
+    """The JSON types a schema node admits (``anyOf`` branches included)."""
+    out: set[str] = set()
+    t = sch.get("type")
+    if isinstance(t, str):
+        out.add(t)
+    elif isinstance(t, list):
+        out.update(t)
+    for branch in sch.get("anyOf", ()):
+        out |= allowed_types(branch)
+    return out
+
+
+def child_schemas(sch: dict) -> list[dict]:
+    return [sch, *sch.get("anyOf", ())]

@@ -14,8 +14,10 @@ is byte-stable and yamllint-clean. Files are written atomically.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -27,11 +29,51 @@ from .nodes import Loc, Map, Node, Scalar, Seq
 MAX_INPUT_BYTES = 2 * 1024 * 1024
 #: A document may expand to at most this many nodes once aliases are followed.
 MAX_NODES = 200_000
+#: Mappings and lists may nest at most this deep (the stack model needs 7 levels);
+#: deeper input is refused before any recursive walk could exhaust the stack.
+MAX_DEPTH = 64
+#: Integers must fit a signed 64-bit integer (what Kubernetes and Compose accept).
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
 
 _STD = "tag:yaml.org,2002:"
+#: The standard tags a value may carry, by node kind; anything else is refused.
+_SCALAR_TAGS = frozenset(_STD + t for t in ("str", "int", "float", "bool", "null"))
 
 _yaml = None
 _scalar_constructor = None
+
+
+def _tag_scanner(base):
+    """ruamel's scanner, except that an overlay tag's parenthesised parameters may
+    contain spaces: ``!merge(by=port, expects=2+)`` is one tag, as the docs write it
+    (YAML ends a tag at a space; the parameters end at the balancing ``)`` on the
+    same line, and the spaces inside are dropped)."""
+
+    class Scanner(base):  # type: ignore[misc, valid-type]
+        def scan_tag_uri(self, name, start_mark):
+            value = super().scan_tag_uri(name, start_mark)
+            depth = value.count("(") - value.count(")")
+            if name != "tag" or depth <= 0:
+                return value
+            srp = self.reader.peek
+            n = 0
+            ahead = depth
+            while True:  # find the balancing ')' on this line, or leave the tag as is
+                ch = srp(n)
+                if ch in "\0\r\n\x85\u2028\u2029":
+                    return value
+                if ch == "(":
+                    ahead += 1
+                elif ch == ")":
+                    ahead -= 1
+                    if ahead == 0:
+                        break
+                n += 1
+            rest = self.reader.prefix(n + 1)
+            self.reader.forward(n + 1)
+            return value + re.sub(r"\s+", "", rest)
+
+    return Scanner
 
 
 def _ruamel():
@@ -39,13 +81,21 @@ def _ruamel():
     if _yaml is None:
         from ruamel.yaml import YAML
 
-        _yaml = YAML(typ="rt")
+        yaml = YAML(typ="rt")
+        yaml.Scanner = _tag_scanner(yaml.Scanner)
+        yaml.max_depth = MAX_DEPTH
         safe = YAML(typ="safe", pure=True)
         _scalar_constructor = safe.constructor
+        _yaml = yaml
     return _yaml, _scalar_constructor
 
 
 TagParser = Callable[[str, Loc], Any]
+
+
+class ValueRefused(InputError):
+    """A scalar parity refuses wherever it appears (NaN, infinity, an integer beyond
+    64 bits): unlike a syntax error, quoting it is the user's call, not parity's."""
 
 
 def load_file(path: Path, rel: str, layer: str, *, tag_parser: TagParser | None = None,
@@ -55,30 +105,88 @@ def load_file(path: Path, rel: str, layer: str, *, tag_parser: TagParser | None 
     ``tag_parser`` turns a local tag such as ``!replace`` into an overlay operation;
     when it is ``None`` (base files) any tag is an error."""
     if text is None:
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise InputError(f"cannot read file: {exc.strerror}", where=rel) from None
-        if size > MAX_INPUT_BYTES:
-            raise InputError(
-                f"file is {size} bytes, more than the {MAX_INPUT_BYTES} bytes parity reads "
-                "from a hand-written input", where=rel,
-                hint="split it into smaller files; inputs this large are not hand-written")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text ({exc.reason})", where=rel) from None
+        text = decode(read_input(path, rel), rel)
     elif len(text.encode()) > MAX_INPUT_BYTES:
         raise InputError(f"input is more than {MAX_INPUT_BYTES} bytes", where=rel)
     return parse_text(text, rel, layer, tag_parser=tag_parser)
 
 
+def read_input(path: Path, rel: str) -> bytes:
+    """The bytes of a hand-written input file, read safely: a FIFO, device or
+    directory is refused without blocking (the file is opened non-blocking and
+    checked with fstat), and at most MAX_INPUT_BYTES + 1 bytes are ever read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", where=rel,
+                         hint="check that it exists and that you may read it") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"not a regular file (a {_file_type(info.st_mode)})", where=rel,
+                             hint="parity reads only regular files; remove it or replace "
+                                  "it with a file")
+        if info.st_size > MAX_INPUT_BYTES:
+            raise _too_large(info.st_size, rel)
+        chunks: list[bytes] = []
+        left = MAX_INPUT_BYTES + 1
+        while left > 0:
+            try:
+                chunk = os.read(fd, min(left, 1 << 20))
+            except BlockingIOError:  # pragma: no cover - regular files do not block
+                break
+            except OSError as exc:
+                raise InputError(f"cannot read file: {exc.strerror}", where=rel) from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_INPUT_BYTES:  # it grew after fstat
+        raise _too_large(len(data), rel, more=True)
+    return data
+
+
+def _too_large(size: int, rel: str, more: bool = False) -> InputError:
+    return InputError(
+        f"file is {'more than ' if more else ''}{size} bytes, more than the {MAX_INPUT_BYTES} "
+        "bytes parity reads from a hand-written input", where=rel,
+        hint="split it into smaller files; inputs this large are not hand-written")
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def decode(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", where=rel) from None
+
+
 def parse_text(text: str, rel: str, layer: str, *, tag_parser: TagParser | None = None) -> Map:
     yaml, _ = _ruamel()
+    from ruamel.yaml.composer import MaxDepthExceededError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    composer = getattr(yaml, "_composer", None)
+    if composer is not None:  # a failed parse leaves its depth and anchors behind
+        composer.depth = 0
+        composer.anchors = {}
     try:
         docs = list(yaml.compose_all(text))
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _too_deep(f"{rel}:{mark.line + 1 if mark else 0}") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -102,23 +210,66 @@ def parse_text(text: str, rel: str, layer: str, *, tag_parser: TagParser | None 
     return root
 
 
+def _too_big(text: str) -> str:
+    # the digits are not echoed: the value may be meant as a secret
+    digits = sum(c.isdigit() for c in text)
+    return f"an integer of {digits} digits does not fit in 64 bits"
+
+
+def _too_deep(where: str) -> InputError:
+    return InputError(f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                      where=where, hint="flatten the structure; the stack model needs a "
+                                        "handful of levels")
+
+
+def _tag_text(node) -> str:
+    ctag = getattr(node, "ctag", None)
+    handle = getattr(ctag, "handle", None)
+    suffix = getattr(ctag, "suffix", None)
+    if handle == "!!" and suffix is not None:
+        return "!!" + str(suffix)
+    tag = getattr(node, "tag", None)
+    return str(getattr(tag, "value", tag))
+
+
+def _explicit(node) -> bool:
+    """Whether the node's tag was written in the source (not resolved from the value)."""
+    return getattr(getattr(node, "ctag", None), "handle", None) is not None
+
+
 class _Converter:
     def __init__(self, rel: str, layer: str, tag_parser: TagParser | None):
         self.rel = rel
         self.layer = layer
         self.tag_parser = tag_parser
         self.count = 0
+        self.depth = 0
         self.active: set[int] = set()
 
     def loc(self, node) -> Loc:
         return Loc(self.rel, node.start_mark.line + 1, self.layer)
 
-    def op_of(self, node, loc: Loc):
+    def op_of(self, node, loc: Loc, kind: str):
+        """(overlay operation, standard tag) of a node; a standard tag that does not
+        fit the node (``!!python/object``, ``!!set``, ``!!binary``, …) is refused."""
         tag = node.tag
         tag = getattr(tag, "value", tag)
-        if tag is None or str(tag).startswith(_STD):
+        if tag is None:
             return None, tag
         tag = str(tag)
+        if tag.startswith(_STD):
+            allowed = {"scalar": _SCALAR_TAGS, "mapping": {_STD + "map"},
+                       "list": {_STD + "seq"}}[kind]
+            # a date is resolved as a timestamp and read as the text written
+            implicit_ok = not _explicit(node) and tag == _STD + "timestamp"
+            if tag not in allowed and not implicit_ok:
+                raise InputError(
+                    f"YAML tag '{_tag_text(node)}' is not supported on a {kind}",
+                    where=str(loc),
+                    hint="remove the tag: parity reads plain strings, numbers, booleans, "
+                         "null, mappings and lists" + ("; quote the value to make it a string"
+                                                       if kind == "scalar" else ""))
+            return None, tag
         if self.tag_parser is None:
             raise InputError(f"YAML tag '{tag}' is not allowed here", where=str(loc),
                              hint="overlay operations such as !replace belong in overlays/, "
@@ -135,23 +286,30 @@ class _Converter:
                 "followed (an alias bomb?)", where=f"{self.rel}:{node.start_mark.line + 1}",
                 hint="remove the nested anchors/aliases; write the values out")
         loc = self.loc(node)
-        op, std_tag = self.op_of(node, loc)
-        hist = (loc,)
         if isinstance(node, ScalarNode):
-            return Scalar(self.scalar(node, std_tag), hist, op)
+            op, std_tag = self.op_of(node, loc, "scalar")
+            value, text = self.scalar(node, std_tag, loc)
+            return Scalar(value, (loc,), op, text)
+        if not isinstance(node, (SequenceNode, MappingNode)):
+            raise InputError(f"unsupported YAML node {type(node).__name__}", where=str(loc))
         ident = id(node)
         if ident in self.active:
             raise InputError("a YAML alias refers to one of its own parents (recursive alias)",
                              where=str(loc), hint="remove the recursive anchor")
+        # the composer limits nesting too, but aliases can nest a deep node deeper
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _too_deep(str(loc))
         self.active.add(ident)
         try:
             if isinstance(node, SequenceNode):
-                return Seq(tuple(self.convert(n) for n in node.value), hist, op)
-            if isinstance(node, MappingNode):
-                return self.mapping(node, hist, op)
+                op, _ = self.op_of(node, loc, "list")
+                return Seq(tuple(self.convert(n) for n in node.value), (loc,), op)
+            op, _ = self.op_of(node, loc, "mapping")
+            return self.mapping(node, (loc,), op)
         finally:
             self.active.discard(ident)
-        raise InputError(f"unsupported YAML node {type(node).__name__}", where=str(loc))
+            self.depth -= 1
 
     def mapping(self, node, hist, op) -> Map:
         entries: dict[str, Node] = {}
@@ -165,6 +323,14 @@ class _Converter:
             if knode.__class__.__name__ != "ScalarNode":
                 raise InputError("mapping keys must be plain strings", where=str(kloc))
             key = str(knode.value)
+            if _explicit(knode) and _tag_text(knode) != "!!str":
+                tag = _tag_text(knode)
+                raise InputError(
+                    f"YAML tag '{tag}' on the mapping key '{key}': a tag on a key is not "
+                    "read", where=str(kloc),
+                    hint=f"put it on the value ('{key}: {tag} ...') or on the list item "
+                         f"('- {tag} ...')" if tag.startswith("!") and not tag.startswith("!!")
+                    else "remove the tag; keys are plain strings")
             if key in entries:
                 raise InputError(f"duplicate key '{key}' (first at line {keylocs[key].line})",
                                  where=str(kloc), hint="remove one of the two keys")
@@ -172,7 +338,21 @@ class _Converter:
             entries[key] = self.convert(vnode)
         return Map(entries, keylocs, hist, op)
 
-    def scalar(self, node, std_tag) -> Any:
+    def scalar(self, node, std_tag, loc: Loc) -> tuple[Any, str | None]:
+        """(value, the text written when the value is a number or boolean)."""
+        value = self._value(node, std_tag)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value, (node.value if isinstance(value, bool) else None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueRefused(f"'{node.value}' is not a finite number", where=str(loc),
+                             hint="quote it if you mean the text; parity accepts no NaN or "
+                                  "infinity")
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            raise ValueRefused(_too_big(node.value), where=str(loc),
+                             hint="quote it if you mean the text")
+        return value, node.value
+
+    def _value(self, node, std_tag) -> Any:
         _, constructor = _ruamel()
         if std_tag is None:
             # a custom (overlay) tag: resolve the plain scalar as if it were untagged
@@ -194,7 +374,14 @@ class _Converter:
         if std_tag == _STD + "null":
             return None
         if std_tag in (_STD + "int", _STD + "float", _STD + "bool"):
-            return constructor.construct_object(node, deep=True)
+            try:
+                return constructor.construct_object(node, deep=True)
+            except ValueError:  # Python refuses int() of more than 4300 digits
+                if std_tag != _STD + "int":
+                    raise
+                raise ValueRefused(_too_big(node.value),
+                                   where=str(self.loc(node)),
+                                   hint="quote it if you mean the text") from None
         raise InputError(f"unsupported YAML type {std_tag.removeprefix(_STD)!s} "
                          f"for value {node.value!r}", where=str(self.loc(node)),
                          hint="quote the value to make it a string")

@@ -27,6 +27,9 @@ class Policy:
 
     strict: Callable[[tuple], bool] = lambda path: True
     list_key: Callable[[tuple], str] = lambda path: "name"
+    #: ``item_defaults(path)``: the defaults the schema fills into the items of the
+    #: list at ``path`` later; matching by a field reads them where an item lacks it
+    item_defaults: Callable[[tuple], dict] = lambda path: {}
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ def apply(target: Map, overlay: Map, ctx: Context) -> Map:
     op = overlay.op or MERGE
     if op.name != "merge":
         raise InputError(f"!{op.name} cannot apply to a whole file", where=str(overlay.loc),
+                         layers=ctx.layers, hint="tag the keys inside the file instead")
+    if op.missing_ok or op.expects is not None or op.by is not None:
+        raise InputError("missing_ok, expects= and by= cannot apply to a whole file: it "
+                         "always matches the model once", where=str(overlay.loc),
                          layers=ctx.layers, hint="tag the keys inside the file instead")
     return _merge_map(target, overlay, (), ctx, overlay.op)
 
@@ -59,7 +66,7 @@ def materialize(node: Node, path: tuple, ctx: Context, *, own_op_done: bool = Fa
     if isinstance(node, Seq):
         return Seq(tuple(materialize(v, path + (i,), ctx) for i, v in enumerate(node.items)),
                    node.hist)
-    return Scalar(node.value, node.hist)  # type: ignore[attr-defined]
+    return Scalar(node.value, node.hist, None, node.text)  # type: ignore[attr-defined]
 
 
 def _conflict(target: Node, ov: Node, path: tuple, ctx: Context) -> InputError:
@@ -71,6 +78,9 @@ def _conflict(target: Node, ov: Node, path: tuple, ctx: Context) -> InputError:
 
 
 def _merge(target: Node, ov: Node, path: tuple, ctx: Context) -> Node:
+    if isinstance(target, Scalar) and target.value is None and not isinstance(ov, Scalar):
+        # a null (an empty value) takes whatever a later layer gives it, as in ytt
+        return _replace(target, ov, path, ctx)
     if isinstance(ov, Map):
         if not isinstance(target, Map):
             raise _conflict(target, ov, path, ctx)
@@ -81,7 +91,7 @@ def _merge(target: Node, ov: Node, path: tuple, ctx: Context) -> Node:
         return _merge_seq(target, ov, path, ctx)
     if not isinstance(target, Scalar):
         raise _conflict(target, ov, path, ctx)
-    return Scalar(ov.value, target.hist + ov.hist)  # type: ignore[attr-defined]
+    return Scalar(ov.value, target.hist + ov.hist, None, ov.text)  # type: ignore[attr-defined]
 
 
 def _replace(target: Node, ov: Node, path: tuple, ctx: Context) -> Node:
@@ -135,6 +145,7 @@ def _merge_seq(target: Seq, ov: Seq, path: tuple, ctx: Context) -> Seq:
     own = ov.op or MERGE
     items = list(target.items)
     default_by = own.by or ctx.policy.list_key(path)
+    defaults = ctx.policy.item_defaults(path)
     for index, node in enumerate(ov.items):
         op = node.op or MERGE
         if own.children_missing_ok and not op.missing_ok and op.expects is None:
@@ -144,10 +155,10 @@ def _merge_seq(target: Seq, ov: Seq, path: tuple, ctx: Context) -> Seq:
             items.append(materialize(node, path + (len(items),), ctx))
             continue
         if op.name == "insert":
-            items = _insert(items, node, op, by, path, ctx)
+            items = _insert(items, node, op, by, path, ctx, defaults)
             continue
         current = Seq(tuple(items), target.hist)
-        hits = match_items(current, node, op, by, path, ctx.layers)
+        hits = match_items(current, node, op, by, path, ctx.layers, defaults)
         label = item_key(node, by)
         sub = path + (ListKey(str(label)),)
         if not hits:
@@ -166,23 +177,37 @@ def _merge_seq(target: Seq, ov: Seq, path: tuple, ctx: Context) -> Seq:
 
 
 def _insert(items: list[Node], node: Node, op: Op, by: str, path: tuple,
-            ctx: Context) -> list[Node]:
+            ctx: Context, defaults: dict | None = None) -> list[Node]:
+    """Insert ``node`` next to each item whose key is the anchor: exactly one unless
+    ``expects=``/``missing_ok`` say otherwise (as ytt inserts at every match)."""
     anchor = op.before if op.before is not None else op.after
-    keys = [item_key(t, by) for t in items]
-    hits = [i for i, k in enumerate(keys) if str(k) == anchor]
-    if len(hits) != 1:
-        names = [str(k) for k in keys if k is not None]
+    keys = [item_key(t, by, defaults) for t in items]
+    hits = [i for i, k in enumerate(keys) if k is not None and _text(k) == anchor]
+    lo, hi = op.expected()
+    if not (len(hits) >= lo and (hi is None or len(hits) <= hi)):
+        names = [_text(k) for k in keys if k is not None]
+        plural = "" if op.describe() == "1" else "s"
         raise InputError(
-            f"Expected 1 item with {by}={anchor} to insert next to, but was {len(hits)}; "
-            f"existing: {existing(names)}", where=str(node.loc),
+            f"Expected {op.describe()} item{plural} with {by}={anchor} to insert next to, "
+            f"but was {len(hits)}; existing: {existing(names)}", where=str(node.loc),
             path=format_path(path + (ListKey(f"{by}={anchor}"),)), layers=ctx.layers,
             hint=f"fix the anchor{did_you_mean(anchor, names)}" if not hits else
-                 f"insert next to an item with a unique {by}")
-    label = item_key(node, by)
+                 f"say expects={len(hits)} if {len(hits)} is right, or anchor on a more "
+                 f"specific field with by=FIELD")
+    label = item_key(node, by, defaults)
     if label is not None and isinstance(node, Map) and label in keys:
         raise InputError(f"an item with {by}={label} already exists", where=str(node.loc),
                          path=format_path(path + (ListKey(str(label)),)), layers=ctx.layers,
                          hint="merge into it instead of inserting another")
-    pos = hits[0] if op.before is not None else hits[0] + 1
-    new = materialize(node, path + (pos,), ctx, own_op_done=True)
-    return items[:pos] + [new] + items[pos:]
+    for pos in sorted(hits, reverse=True):  # from the end, so earlier indexes hold
+        at = pos if op.before is not None else pos + 1
+        new = materialize(node, path + (at,), ctx, own_op_done=True)
+        items = items[:at] + [new] + items[at:]
+    return items
+
+
+def _text(key: object) -> str:
+    """A match key as the text an anchor is written in (``true``, not ``True``)."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)

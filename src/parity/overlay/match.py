@@ -12,11 +12,14 @@ from ..nodes import ListKey, Map, Node, Scalar, Seq, format_path
 from .ops import Op
 
 
-def item_key(item: Node, by: str) -> object:
-    """The value a list item is matched on: ``item[by]`` for mappings, the value
-    itself for scalars; ``None`` when it has none."""
+def item_key(item: Node, by: str, defaults: dict | None = None) -> object:
+    """The value a list item is matched on: ``item[by]`` for mappings (or the
+    schema default of that field, which is filled in later), the value itself for
+    scalars; ``None`` when it has none."""
     if isinstance(item, Map):
         k = item.entries.get(by)
+        if k is None and defaults:
+            return defaults.get(by)
         return k.value if isinstance(k, Scalar) else None
     if isinstance(item, Scalar):
         return item.value
@@ -24,7 +27,7 @@ def item_key(item: Node, by: str) -> object:
 
 
 def match_items(target: Seq, ov_item: Node, op: Op, by: str, path: tuple,
-                layers: str) -> list[int]:
+                layers: str, defaults: dict | None = None) -> list[int]:
     """Indexes of the target items ``ov_item`` matches, checked against ``op``."""
     if isinstance(ov_item, Map):
         want = item_key(ov_item, by)
@@ -40,12 +43,18 @@ def match_items(target: Seq, ov_item: Node, op: Op, by: str, path: tuple,
         raise InputError("a list of lists cannot be matched item by item",
                          where=str(ov_item.loc), path=format_path(path), layers=layers,
                          hint="use !replace on the list")
-    hits = [i for i, t in enumerate(target.items) if item_key(t, by) == want]
+    hits = [i for i, t in enumerate(target.items)
+            if _same(item_key(t, by, defaults), want)]
     check_count(len(hits), op, ov_item, path + (ListKey(f"{by}={want}") if isinstance(
         ov_item, Map) else ListKey(str(want)),), layers,
-        [item_key(t, by) for t in target.items], what=f"list items matching by {by}"
+        [item_key(t, by, defaults) for t in target.items], what=f"list items matching by {by}"
         if isinstance(ov_item, Map) else "list items matching by value")
     return hits
+
+
+def _same(a: object, b: object) -> bool:
+    """Match keys are equal: same value and same kind (``1`` is not ``true``)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def check_count(found: int, op: Op, ov: Node, path: tuple, layers: str,

@@ -11,10 +11,15 @@ Parameters, in parentheses after the operation, comma- or semicolon-separated:
 
     missing_ok             the target may be absent (merge/replace then add it)
     children_missing_ok    the same, for every direct child of this node
-    expects=N | N+ | N-M   how many list items must match (default exactly 1)
+    expects=N | N+ | N-M   how many nodes must match (default exactly 1): N exactly,
+                           N+ at least N, N-M between N and M; for !insert, how
+                           many anchors (the item is inserted next to each)
     by=FIELD               match list items by FIELD instead of ``name``
 
-Only these words are accepted; anything else is an error naming the file and line.
+Parameters are separated by commas or semicolons; spaces around them are allowed
+(``!merge(by=port, expects=2+)``: the YAML reader keeps a tag's parenthesised
+parameters together). Only these words are accepted, each at most once; anything
+else is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -95,6 +100,9 @@ def parse_tag(tag: str, loc: Loc) -> Op:
             raise InputError(f"unknown parameter '{key}' in '{tag}'"
                              + did_you_mean(key, PARAMETERS), where=str(loc),
                              hint="parameters are " + ", ".join(PARAMETERS))
+        if key in kwargs:
+            raise InputError(f"parameter '{key}' given twice in '{tag}'", where=str(loc),
+                             hint="keep one")
         if key in ("missing_ok", "children_missing_ok"):
             if sep and value.strip().lower() not in ("true", "yes", "1"):
                 raise InputError(f"{key} takes no value (or =true)", where=str(loc))
@@ -114,4 +122,10 @@ def parse_tag(tag: str, loc: Loc) -> Op:
         raise InputError(f"before=/after= belong to !insert, not !{op.name}", where=str(loc))
     if op.missing_ok and op.expects is not None:
         raise InputError("use either missing_ok or expects=, not both", where=str(loc))
+    if op.name == "append" and (op.missing_ok or op.expects is not None):
+        raise InputError(f"!append matches nothing, so "
+                         f"{'expects=' if op.expects is not None else 'missing_ok'} has no "
+                         "meaning on it", where=str(loc),
+                         hint="drop the parameter, or use !insert(after=KEY, expects=N) to "
+                              "add next to matched items")
     return op
