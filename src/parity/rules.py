@@ -1734,7 +1734,11 @@ def _readiness_port_unused(c: Ctx):
         probe = (rd.get("http") or rd.get("tcp") or {}).get("port")
         if not probe or HEALTH_PORT.search(str(probe)) or name not in used:
             continue
-        if probe not in used[name]:
+        protocol = {p["name"]: p.get("protocol") for p in svc.get("ports") or []}
+        # only where the port dependents use speaks a protocol with its own readiness
+        # (grpc, http); a mail or cache server's plain tcp port says no more than its UI
+        app = {u for u in used[name] if protocol.get(u) in ("grpc", "http")}
+        if probe not in used[name] and app:
             yield ("services", name, "readiness"), (
                 f"{name} is ready when port '{probe}' answers, but the services that depend "
                 f"on it use {', '.join(sorted(used[name]))}: they are started before what "
