@@ -4,12 +4,13 @@ output formats, policy errors, and the rendered level."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from parity import cli
-from parity.errors import InputError
+from parity.errors import InputError, ParityError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -505,3 +506,29 @@ def test_the_extra_load_happens_only_between_modes_with_shared_local_files(
     loads.clear()
     run_diff(repo_copy)
     assert [s.shared_local for s in loads] == [True, True, False, False]
+
+
+# --------------------------------------------------------------------------- --against input
+
+@pytest.mark.parametrize("case", ["fifo", "deep", "malformed", "binary", "link-out"])
+def test_against_refuses_what_is_not_a_render_without_hanging(case, repo_copy, tmp_path):
+    """A saved render is read like any input: no FIFO blocks, no deep or broken YAML
+    crashes, nothing outside the directory is followed (exit 2, the file named)."""
+    saved = tmp_path / "saved"
+    cli.render(repo_copy, cli.selection("kind", 1), out=str(saved))
+    target = saved / "manifests.yaml"
+    target.unlink()
+    if case == "fifo":
+        os.mkfifo(target)
+    elif case == "deep":
+        target.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    elif case == "malformed":
+        target.write_text("a: [unclosed\n")
+    elif case == "binary":
+        target.write_bytes(b"\xff\xfe\x00")
+    else:
+        target.symlink_to("/etc/hostname")
+    with pytest.raises(ParityError) as exc:
+        cli.diff(repo_copy, "kind", "kind", 1, "rendered", "text", against=str(saved))
+    assert exc.value.exit_code == 2
+    assert "manifests.yaml" in exc.value.render()

@@ -679,11 +679,34 @@ def read_dir(directory: Path) -> dict[str, str]:
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory",
                          hint="give --against a directory written by inv render --out")
-    files = {str(p.relative_to(directory)): p.read_text(encoding="utf-8")
-             for p in sorted(directory.rglob("*")) if p.is_file()}
+    from .yamlio import decode, read_input
+
+    files = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_symlink() or not p.is_file():
+            if p.is_symlink() or not p.is_dir():
+                raise InputError(f"{p} is not a regular file",
+                                 hint="--against reads a directory inv render --out wrote; "
+                                      "remove what parity did not write there")
+            continue
+        rel = str(p.relative_to(directory))
+        files[rel] = decode(read_input(p, str(p), limit=RENDER_LIMIT), str(p))
     if not files:
         raise InputError(f"{directory} holds no rendered files", hint="render into it first")
+    for name, text in files.items():
+        if name.endswith((".yaml", ".yml")):
+            try:
+                _load_docs(text)
+            except (RecursionError, Exception) as exc:  # yaml.YAMLError and its kin
+                first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                raise InputError(f"{directory / name} is not a render parity can read: "
+                                 f"{first[:200]}",
+                                 hint="render into it again: inv render --out DIR") from None
     return files
+
+
+#: a saved render read by ``--against`` (renders of thousands of services are large)
+RENDER_LIMIT = 64 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- output

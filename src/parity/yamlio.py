@@ -111,10 +111,12 @@ def load_file(path: Path, rel: str, layer: str, *, tag_parser: TagParser | None 
     return parse_text(text, rel, layer, tag_parser=tag_parser)
 
 
-def read_input(path: Path, rel: str) -> bytes:
+def read_input(path: Path, rel: str, limit: int | None = None) -> bytes:
     """The bytes of a hand-written input file, read safely: a FIFO, device or
     directory is refused without blocking (the file is opened non-blocking and
-    checked with fstat), and at most MAX_INPUT_BYTES + 1 bytes are ever read."""
+    checked with fstat), and at most ``limit`` (MAX_INPUT_BYTES) + 1 bytes are ever
+    read."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
@@ -127,10 +129,10 @@ def read_input(path: Path, rel: str) -> bytes:
             raise InputError(f"not a regular file (a {_file_type(info.st_mode)})", where=rel,
                              hint="parity reads only regular files; remove it or replace "
                                   "it with a file")
-        if info.st_size > MAX_INPUT_BYTES:
-            raise _too_large(info.st_size, rel)
+        if info.st_size > limit:
+            raise _too_large(info.st_size, rel, limit=limit)
         chunks: list[bytes] = []
-        left = MAX_INPUT_BYTES + 1
+        left = limit + 1
         while left > 0:
             try:
                 chunk = os.read(fd, min(left, 1 << 20))
@@ -145,14 +147,15 @@ def read_input(path: Path, rel: str) -> bytes:
         data = b"".join(chunks)
     finally:
         os.close(fd)
-    if len(data) > MAX_INPUT_BYTES:  # it grew after fstat
-        raise _too_large(len(data), rel, more=True)
+    if len(data) > limit:  # it grew after fstat
+        raise _too_large(len(data), rel, more=True, limit=limit)
     return data
 
 
-def _too_large(size: int, rel: str, more: bool = False) -> InputError:
+def _too_large(size: int, rel: str, more: bool = False,
+               limit: int = MAX_INPUT_BYTES) -> InputError:
     return InputError(
-        f"file is {'more than ' if more else ''}{size} bytes, more than the {MAX_INPUT_BYTES} "
+        f"file is {'more than ' if more else ''}{size} bytes, more than the {limit} "
         "bytes parity reads from a hand-written input", where=rel,
         hint="split it into smaller files; inputs this large are not hand-written")
 
