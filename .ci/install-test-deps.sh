@@ -6,7 +6,7 @@
 # Idempotent; services are installed but never started by apt.
 set -euo pipefail
 # nodejs: the syntax check of apps/web's script. make test runs this first and its
-# pytest fails (PARITY_REQUIRE_ALL=1) rather than skip a test whose package is missing.
+# pytest fails (REQUIRE_ALL_TESTS=1) rather than skip a test whose package is missing.
 PKGS=(postgresql-15 redis-server nats-server docker-registry python3-psycopg2 python3-redis
       python3-jwt python3-grpcio python3-cryptography python3-requests gcc libc6-dev
       ca-certificates nodejs)

@@ -63,7 +63,7 @@ def pytest_addoption(parser):
 #: make test installs what its tests need (.ci/install-test-deps.sh), so a skip there
 #: is a broken install, not a pass. A skip that is right on any machine says why with
 #: the prefix below (reported by -rs, never turned into a failure).
-REQUIRE_ALL = "PARITY_REQUIRE_ALL"
+REQUIRE_ALL = "REQUIRE_ALL_TESTS"
 ALLOWED_SKIP = "not applicable:"
 
 
