@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from . import templates
 from .errors import InputError, did_you_mean
-from .nodes import ListKey, Map, Scalar, Seq, format_path
+from .nodes import ListKey, Map, Node, Scalar, Seq, format_path
 
 POLICY_FILE = Path("base") / "parity-policy.yaml"
 
@@ -111,6 +111,7 @@ class Ctx:
     data: dict
     stack: Any
     services: dict = field(default_factory=dict)
+    layers: list = field(default_factory=list)
 
     def where(self, path: tuple) -> str | None:
         """file:line of ``path`` in the merged tree, or None when absent."""
@@ -236,9 +237,17 @@ def _literal_service_address(c: Ctx):
     url = re.compile(rf"\b[a-z][a-z0-9+.-]*://({alt})(?:\.{ns}(?:\.svc(?:\.cluster\.local)?)?)?"
                      rf"(?=[/:?#]|$)")
     container = re.compile(rf"(?<![\w.-]){re.escape(c.stack.name)}[-_]({alt})[-_]\d+(?![\w.-])")
+    pod = re.compile(rf"(?<![\w.-])({alt})-\d+\.({alt})(?![\w-])")
     for name in c.services:
         for path, value in c.strings(name):
             text = _outside_refs(value)
+            m = pod.search(text)
+            if m:
+                yield path, (f"'{m.group(0)}' is the DNS name of one pod of a StatefulSet "
+                             "behind a headless Service: compose has no such name, and the "
+                             f"kind render gives {m.group(1)} a normal Service"), \
+                    f"write ${{host:{m.group(1)}}} (or ${{service:{m.group(1)}.PORT}})"
+                continue
             m = container.search(text)
             if m:
                 yield path, (f"'{m.group(0)}' is a compose container name of {m.group(1)}: "
@@ -292,7 +301,16 @@ def floating_reason(image: str) -> str | None:
 def _floating_image_tag(c: Ctx):
     for name, svc in c.services.items():
         if svc.get("build"):
-            continue  # built here from its inputs: the tag is a local name
+            # built here from its inputs: the tag is a local name, but a moving one
+            # ('latest', or none) names whichever build ran last on this machine
+            tag = svc["image"].split("@", 1)[0].rsplit("/", 1)[-1]
+            if ":" not in tag or tag.rsplit(":", 1)[1].lower() in ("latest", "dev", "main"):
+                yield ("services", name, "image"), (
+                    f"'{svc['image']}' is built here under a moving tag: it names whichever "
+                    "build ran last on this machine, so compose and kind may run different "
+                    "builds and nothing says which"), \
+                    "tag the build with a version (parity/api:0.1.0) and bump it with the code"
+            continue
         why = floating_reason(svc["image"])
         if why:
             yield ("services", name, "image"), f"'{svc['image']}' {why}: compose and kind " \
@@ -324,10 +342,15 @@ def _floating_image_tag(c: Ctx):
                                          b.get("target"))
         except (OSError, UnicodeDecodeError):
             continue
+        text = df.read_text(encoding="utf-8")
+        rel = df.relative_to(root)
         for parent in parents:
             why = floating_reason(parent)
             if why and not parent.startswith(("parity-", "parity/")):
-                yield ("services", name, "build"), (f"{df.name} builds FROM '{parent}', "
+                line = next((i for i, ln in enumerate(text.splitlines(), 1)
+                             if parent in ln), 0)
+                at = f"{rel}:{line}" if line else str(rel)
+                yield ("services", name, "build"), (f"{at} builds FROM '{parent}', "
                                                     f"which {why}"), \
                     "pin the base image's full version or digest in the Dockerfile"
                 break
@@ -815,12 +838,29 @@ URL_KEY = re.compile(r"(^|_)(URL|URI|ENDPOINT)$")
 ROUTE_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\$\{(route|identity):[^}]+\}", re.I)
 ROUTE_PORT = re.compile(r"\$\{(route|identity):[^}]+\}:\d+")
 HOST_PORT = re.compile(r"\$\{host:([a-z0-9][-a-z0-9]*)\}:\d+")
+URL_NO_PORT = re.compile(r"\b([a-z][a-z0-9+.-]*)://\$\{host:([a-z0-9][-a-z0-9]*)\}(?!:)", re.I)
+SCHEME_DEFAULT_PORT = {"http": 80, "https": 443, "ws": 80, "wss": 443, "postgres": 5432,
+                       "postgresql": 5432, "redis": 6379, "nats": 4222, "amqp": 5672,
+                       "mysql": 3306, "grpc": 443}
 
 
 @rule("env-shape", "an env value of the wrong shape for its key")
 def _env_shape(c: Ctx):
     for name in c.services:
         for path, value in c.strings(name):
+            m = URL_NO_PORT.search(value)
+            if m:
+                scheme, target = m.group(1).lower(), m.group(2)
+                default = SCHEME_DEFAULT_PORT.get(scheme)
+                ports = {p["port"]: p["name"] for p in
+                         (c.services.get(target) or {}).get("ports") or []}
+                if default and ports and default not in ports:
+                    first = sorted(ports.items())[0]
+                    yield path, (f"'{m.group(0)}' has no port, so clients dial {scheme}'s "
+                                 f"default {default}, but {target} listens on "
+                                 f"{', '.join(str(p) for p in sorted(ports))}"), \
+                        f"write {scheme}://${{service:{target}.{first[1]}}}"
+                    continue
             m = HOST_PORT.search(value)
             if m:
                 yield path, (f"'{m.group(0)}' writes {m.group(1)}'s port literally after "
@@ -1004,6 +1044,10 @@ def _dockerignore(ctx: Path) -> list[str]:
         return []
 
 
+JUNK = re.compile(r"(^|/)(__pycache__|\.git|node_modules|\.mypy_cache|\.pytest_cache)(/|$)|"
+                  r"\.(pyc|pyo)$")
+
+
 def _line_of(path: Path, text: str) -> int:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -1068,6 +1112,23 @@ def _build_source_missing(c: Ctx):
                 if "://" in src or "$" in src:
                     continue
                 ignored = _ignored(src, ignores)
+                inner = None
+                if not ignored and ignores and (ctx / src.lstrip("/")).is_dir():
+                    for f in sorted((ctx / src.lstrip("/")).rglob("*")):
+                        rel = str(f.relative_to(ctx))
+                        if f.is_file() and not JUNK.search(rel):
+                            hit = _ignored(rel, ignores)
+                            if hit:
+                                ignored, inner = hit, rel
+                                break
+                if ignored and inner:
+                    yield ("services", name, "build", "context"), (
+                        f"{where}:{lineno} copies '{src}', but "
+                        f"{b['context']}/.dockerignore:{_line_of(ctx / '.dockerignore', ignored)} "
+                        f"('{ignored}') leaves {inner} out of it: the image ships without it "
+                        "in every mode"), \
+                        f"narrow '{ignored}' in .dockerignore (or add !{inner})"
+                    break
                 if ignored:
                     yield ("services", name, "build", "context"), (
                         f"{where}:{lineno} copies '{src}', which "
@@ -1527,6 +1588,16 @@ def _source_names(ctx: Path, dockerfile: Path) -> dict[str, str]:
     return out
 
 
+def _abbreviates(a: str, b: str) -> bool:
+    """DB_HOST and DATABASE_HOST: the same words but the first, which one shortens."""
+    wa, wb = a.split("_"), b.split("_")
+    if len(wa) != len(wb) or len(wa) < 2 or wa[1:] != wb[1:] or wa[0] == wb[0]:
+        return False
+    short, long_ = sorted((wa[0], wb[0]), key=len)
+    it = iter(long_)
+    return short[0] == long_[0] and all(ch in it for ch in short)
+
+
 @rule("env-key-the-app-never-reads", "an env key the service's code never reads, next to one it does")
 def _env_key_unread(c: Ctx):
     import difflib
@@ -1544,7 +1615,8 @@ def _env_key_unread(c: Ctx):
             stem = key.split("_")[:2]
             near = [k for k in unset if k.startswith(key) or key.startswith(k)] or \
                 difflib.get_close_matches(key, unset, n=1, cutoff=0.85) or \
-                sorted(k for k in unset if len(stem) == 2 and k.split("_")[:2] == stem)
+                sorted(k for k in unset if len(stem) == 2 and k.split("_")[:2] == stem) or \
+                sorted(k for k in unset if _abbreviates(key, k))
             if near:
                 yield ("services", name, "env", key), (
                     f"{name}'s code never reads {key}; it reads {near[0]} "
@@ -1772,6 +1844,104 @@ def _redirect_on_another_host(c: Ctx):
                             f"use ${{route:{next(k for k, v in owner.items() if v in apps)}}}"
 
 
+#: what an image profile may set: which image runs and how it is built
+PROFILE_KEYS = ("image", "build")
+
+
+@rule("image-profile-scope", "an image profile that changes more than images")
+def _image_profile_scope(c: Ctx):
+    from .layers import _load_layer
+
+    for layer in c.layers:
+        if not layer.name.startswith("images:") or layer.file is None:
+            continue
+        profile = layer.name.split(":", 1)[1]
+        tree = _load_layer(layer)
+        stack: list[tuple[tuple, Node]] = [((), tree)]
+        while stack:
+            path, node = stack.pop()
+            if path and path[-1] in PROFILE_KEYS:
+                continue
+            if isinstance(node, Map) and node.op is None and node.entries:
+                for key, child in node.entries.items():
+                    stack.append((path + (key,), child))
+                continue
+            if not path:
+                continue
+            yield path, (
+                f"image profile '{profile}' sets {format_path(path)} "
+                f"({node.loc}): a profile chooses which image runs and how it is built; "
+                "what a service is told (env, identity, readiness, routes) must not depend on "
+                "it, or the lanes test another contract under each profile"), \
+                "move it to base/ (every profile) or to a mode overlay, and keep only " \
+                "image: and build: in the profile"
+
+
+OPS_PORT = re.compile(r"^(ui|web|console|admin|dashboard|metrics|monitor|management|"
+                      r"debug|status)$", re.I)
+
+
+@rule("ops-port-as-address", "a program given another service's UI or ops port as its address")
+def _ops_port_as_address(c: Ctx):
+    for name, svc in c.services.items():
+        for key, value in (svc.get("env") or {}).items():
+            if not isinstance(value, str):
+                continue
+            for m in re.finditer(r"\$\{(service|port):([a-z0-9][-a-z0-9]*)\.([a-z0-9][-a-z0-9]*)\}",
+                                 value):
+                target, port = m.group(2), m.group(3)
+                ports = (c.services.get(target) or {}).get("ports") or []
+                others = [p["name"] for p in ports if p["name"] != port
+                          and not OPS_PORT.match(p["name"])]
+                if target == name or not OPS_PORT.match(port) or not others or \
+                        port.lower() in key.lower() or \
+                        re.search(r"(UI|WEB|CONSOLE|ADMIN|DASHBOARD|METRICS|MONITOR|MANAGEMENT|"
+                                  r"DEBUG|STATUS|BROWSER|PUBLIC)", key, re.I):
+                    continue
+                yield ("services", name, "env", key), (
+                    f"{key} points at {target}'s '{port}' port, which serves people and "
+                    f"operators; programs talk to {target} on {', '.join(others)}"), \
+                    f"write ${{{m.group(1)}:{target}.{others[0]}}}"
+                break
+
+
+@rule("tcp-readiness-on-http", "readiness by an open socket where the port speaks http")
+def _tcp_readiness_on_http(c: Ctx):
+    for name, svc in c.services.items():
+        tcp = (svc.get("readiness") or {}).get("tcp")
+        if not tcp:
+            continue
+        proto = {p["name"]: p.get("protocol") for p in svc.get("ports") or []}
+        if proto.get(tcp.get("port")) == "http":
+            yield ("services", name, "readiness", "tcp"), (
+                f"{name}'s readiness only checks that port '{tcp['port']}' accepts a "
+                "connection; an HTTP server opens its socket before it can answer (imports, "
+                "migrations, a realm import), so dependents start against it too early"), \
+                f"use readiness: {{http: {{port: {tcp['port']}, path: /…}}}} (its health path)"
+
+
+_PROBE_PORT = re.compile(r"(?:^|\s)(?:-p|--port)(?:=|\s+)(\d{2,5})\b|(?:localhost|127\.0\.0\.1):(\d{2,5})\b")
+
+
+@rule("probe-port-undeclared", "a readiness command that checks a port the service does not declare")
+def _probe_port_undeclared(c: Ctx):
+    for name, svc in c.services.items():
+        cmd = ((svc.get("readiness") or {}).get("exec") or {}).get("command") or []
+        ports = {p["port"] for p in svc.get("ports") or []}
+        if not ports:
+            continue
+        for item in [" ".join(str(x) for x in cmd)]:  # [pg_isready, -p, "5433"] too
+            for m in _PROBE_PORT.finditer(item):
+                port = int(m.group(1) or m.group(2))
+                if port not in ports:
+                    yield ("services", name, "readiness", "exec", "command"), (
+                        f"the readiness command checks port {port}, but {name} declares "
+                        f"{', '.join(str(p) for p in sorted(ports))}: it never succeeds (or "
+                        "checks something else), in every mode"), \
+                        f"probe {sorted(ports)[0]}, or ${{port:{name}.NAME}}"
+                    return
+
+
 def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
     """``waivers:`` of the policy file (bad entries are InputError, exit 2)."""
     from .diff import parse_until
@@ -1828,7 +1998,7 @@ def check(resolved, root: Path, waivers: list[Waiver] | None = None) -> list[Vio
     tree = enabled_tree(resolved)
     data = to_plain(tree)
     stack = resolved.stack
-    ctx = Ctx(root, tree, data, stack, data.get("services") or {})
+    ctx = Ctx(root, tree, data, stack, data.get("services") or {}, list(resolved.layers))
     waivers = load_waivers(root) if waivers is None else waivers
     out: list[Violation] = []
     for r in RULES:
