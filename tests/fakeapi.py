@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from foreign import ForeignAPI  # tests/foreign.py
+
 RECORD = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "parity-cluster", "namespace": "kube-system"},
           "data": {"kind-config.yaml": "kind: Cluster\n"}}
@@ -174,19 +176,9 @@ def kubeconfig_text(server: str, cluster: str = "parity-parity", *, ca: bytes | 
                        "current-context": ctx}, indent=2) + "\n"
 
 
-class CountingListener:
+class CountingListener(ForeignAPI):
     """A TCP listener on 127.0.0.1 that counts connections and closes them (a proxy
-    or a foreign server that must see none)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.count = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+    or a foreign server that must see none): tests/foreign.py's, with a plain URL."""
 
     @property
     def port(self) -> int:
@@ -195,21 +187,6 @@ class CountingListener:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
-
 
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""

@@ -203,6 +203,20 @@ def clone(tmp_path) -> Path:
     return dst
 
 
+def _fake_kind_saying_the_cluster_exists(tmp_path: Path) -> Path:
+    """A stand-in `kind` (fake: see the module docstring) on a bin dir of its own,
+    answering that the parity cluster exists and refusing anything else."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "kind"
+    fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
+                    "  'version '*) echo 'kind v0.30.0 go1.24 linux/amd64';;\n"
+                    "  'get clusters') echo parity-parity;;\n"
+                    "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return bindir
+
+
 def _foreign_env(tmp_path: Path, server: str, path_prefix: str | None = None) -> dict:
     home = tmp_path / "home"
     cfg = kubeconfig(home / ".kube" / "config", "prod-admin", server)
@@ -251,14 +265,7 @@ def test_with_a_foreign_kubeconfig_in_parity_place_nothing_connects(tmp_path, fo
     exists; parity's own kubeconfig was replaced by one whose context is foreign.
     Every command must refuse before any connection."""
     server, count = foreign_api
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "kind"
-    fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
-                    "  'version '*) echo 'kind v0.30.0 go1.24 linux/amd64';;\n"
-                    "  'get clusters') echo parity-parity;;\n"
-                    "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    bindir = _fake_kind_saying_the_cluster_exists(tmp_path)
     env = _foreign_env(tmp_path, server, str(bindir))
     kubeconfig(clone / ".parity" / "kind" / "kubeconfig", "prod-admin", server)
     for args in (["status", "--mode", "kind"], ["down", "--mode", "kind"]):
@@ -295,14 +302,7 @@ def test_a_stopped_cluster_is_exit_3_with_the_next_step_and_no_traceback(tmp_pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    fake = bindir / "kind"
-    fake.write_text("#!/bin/sh\ncase \"$1 $2\" in\n"
-                    "  'version '*) echo 'kind v0.30.0 go1.24 linux/amd64';;\n"
-                    "  'get clusters') echo parity-parity;;\n"
-                    "  *) echo \"fake kind: $*\" >&2; exit 1;;\nesac\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    bindir = _fake_kind_saying_the_cluster_exists(tmp_path)
     env = _foreign_env(tmp_path, "https://127.0.0.1:9", str(bindir))
     own = clone / ".parity" / "kind" / "kubeconfig"
     kubeconfig(own, "kind-parity-parity", f"https://127.0.0.1:{port}")
