@@ -663,3 +663,37 @@ def test_a_dry_run_without_kind_builds_nothing(tmp_path, repo_copy, monkeypatch)
         "down --dry-run reads the record of the cluster parity-parity through kind, which is "
         "not installed; nothing was built or removed")
     assert not (repo_copy / ".parity").exists()
+
+
+def test_a_transient_answer_is_asked_again(monkeypatch) -> None:
+    """503 / 429 / "storage is (re)initializing" right after a CRD is Established are
+    retried a few times (the k8s suite met it on a fresh machine); others are not."""
+    from parity import kubeaccess
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+
+    class Busy(Exception):
+        status = 503
+        body = '{"message": "storage is (re)initializing"}'
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise Busy()
+        return "ok"
+
+    assert kubeaccess._retrying(flaky) == "ok" and len(calls) == 3
+
+    class Refused(Exception):
+        status = 422
+
+    def refused():
+        calls.append(1)
+        raise Refused()
+
+    calls.clear()
+    with pytest.raises(Refused):
+        kubeaccess._retrying(refused)
+    assert len(calls) == 1

@@ -553,10 +553,9 @@ class Kube:
         try:
             with self._call(f"the apply of {what}"):
                 res = self.resource(doc["apiVersion"], doc["kind"])
-                return res.server_side_apply(body=doc, name=meta.get("name"),
-                                             namespace=meta.get("namespace"),
-                                             field_manager=FIELD_MANAGER,
-                                             force_conflicts=force)
+                return _retrying(lambda: res.server_side_apply(
+                    body=doc, name=meta.get("name"), namespace=meta.get("namespace"),
+                    field_manager=FIELD_MANAGER, force_conflicts=force))
         except (ApiException, ResourceNotFoundError) as exc:
             raise CheckFailed(f"{what}: server-side apply was refused: "
                               f"{_api_message(exc)}") from None
@@ -568,8 +567,8 @@ class Kube:
 
         try:
             with self._call(f"GET {kind}/{name}"):
-                return self.resource(api_version, kind).get(name=name,
-                                                            namespace=namespace).to_dict()
+                res = self.resource(api_version, kind)
+                return _retrying(lambda: res.get(name=name, namespace=namespace).to_dict())
         except (NotFoundError, ResourceNotFoundError):
             return None
         except ParityError:
@@ -584,7 +583,8 @@ class Kube:
         try:
             with self._call(f"LIST {kind}"):
                 res = self.resource(api_version, kind)
-                items = res.get(namespace=namespace, label_selector=selector).to_dict()
+                items = _retrying(lambda: res.get(namespace=namespace,
+                                                  label_selector=selector).to_dict())
         except (ResourceNotFoundError, NotFoundError):
             return []  # e.g. Gateway API CRDs not installed yet, or removed since discovery
         except ParityError:
@@ -599,14 +599,36 @@ class Kube:
 
         try:
             with self._call(f"DELETE {kind}/{name}"):
-                self.resource(api_version, kind).delete(
-                    name=name, namespace=namespace, body={"propagationPolicy": propagation})
+                res = self.resource(api_version, kind)
+                _retrying(lambda: res.delete(name=name, namespace=namespace,
+                                             body={"propagationPolicy": propagation}))
         except (NotFoundError, ResourceNotFoundError):
             pass
         except ParityError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise CheckFailed(f"DELETE {kind}/{name}: {_api_message(exc)}") from None
+
+
+def _transient(exc: Exception) -> bool:
+    """An answer that means "ask again in a moment": 429, 503, or a resource whose
+    storage is still being set up right after its CRD became Established."""
+    status = getattr(exc, "status", None)
+    text = str(getattr(exc, "body", None) or exc)
+    return status in (429, 503) or "(re)initializing" in text
+
+
+def _retrying(call, attempts: int = 5):
+    """``call()``, again after 0.2, 0.4, 0.8 and 1.6 s while the answer is transient."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - re-raised unless transient
+            if attempt == attempts - 1 or not _transient(exc):
+                raise
+            time.sleep(0.2 * 2 ** attempt)
 
 
 def _api_message(exc: Exception) -> str:

@@ -1019,9 +1019,9 @@ def test_down_dry_run_writes_nothing_even_without_parity_kubeconfig(world: World
     osrcp = {p.name for p in tmp.glob("osrcp-*.json")}
     before = (_tree(world.state), _tree(home))
     calls_before = len(world.calls())
-    assert world.lane(1).down(dry_run=True) == (
-        f"would remove (nothing removed yet): cluster {CLUSTER} (with its volumes), "
-        ".parity/kind")
+    out = world.lane(1).down(dry_run=True)
+    assert out.startswith(f"would remove (nothing removed yet): cluster {CLUSTER}, "
+                          ".parity/kind\nwould keep "), out  # down keeps data (0016)
     assert (_tree(world.state), _tree(home)) == before
     assert {p.name for p in tmp.glob("osrcp-*.json")} == osrcp
     calls = world.calls()[calls_before:]
