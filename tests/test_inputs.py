@@ -520,3 +520,22 @@ def test_a_huge_integer_is_not_echoed(repo_copy: Path) -> None:
     text = refused(repo_copy, sets=["secrets.redis.keys.password.value=123456789012345678901234"])
     assert "123456789" not in text and "********" in text
     assert "an integer of 24 digits does not fit in 64 bits" in text
+
+
+@pytest.mark.parametrize("value,message", [
+    ("!!bool maybe", "'maybe' is not a YAML bool"),
+    ("!!float x", "'x' is not a YAML float"),
+    ("!!float", "'' is not a YAML float"),
+    ("!!int 1.5", "'1.5' is not a YAML int"),
+    ("!!int 0x", "'0x' is not a YAML int"),
+])
+def test_an_explicit_standard_tag_on_the_wrong_text_is_exit_2(value, message, repo_copy):
+    """!!bool / !!int / !!float on text that is not one: exit 2 naming file:line, never
+    the constructor's KeyError / ValueError / IndexError."""
+    local = repo_copy / "overlays" / "local"
+    local.mkdir(exist_ok=True)
+    (local / "t.yaml").write_text(f"services:\n  api:\n    replicas: {value}\n")
+    with pytest.raises(ParityError) as exc:
+        cli.config(repo_copy, cli.selection("compose", 1))
+    assert exc.value.exit_code == 2
+    assert exc.value.render().splitlines()[0] == f"overlays/local/t.yaml:3: {message}"

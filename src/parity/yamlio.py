@@ -377,14 +377,21 @@ class _Converter:
         if std_tag == _STD + "null":
             return None
         if std_tag in (_STD + "int", _STD + "float", _STD + "bool"):
+            kind = std_tag.removeprefix(_STD)
             try:
                 return constructor.construct_object(node, deep=True)
-            except ValueError:  # Python refuses int() of more than 4300 digits
-                if std_tag != _STD + "int":
-                    raise
-                raise ValueRefused(_too_big(node.value),
-                                   where=str(self.loc(node)),
-                                   hint="quote it if you mean the text") from None
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                if std_tag == _STD + "int" and isinstance(exc, ValueError) and \
+                        re.fullmatch(r"[-+]?[0-9_]+", node.value.strip()):
+                    # Python refuses int() of more than 4300 digits
+                    raise ValueRefused(_too_big(node.value),
+                                       where=str(self.loc(node)),
+                                       hint="quote it if you mean the text") from None
+                # an explicit !!bool maybe / !!float x / !!int 1.5: not that type
+                raise InputError(f"'{node.value[:40]}' is not a YAML {kind}",
+                                 where=str(self.loc(node)),
+                                 hint=f"write a {kind} after !!{kind}, or drop the tag "
+                                      "(quote the value to make it a string)") from None
         raise InputError(f"unsupported YAML type {std_tag.removeprefix(_STD)!s} "
                          f"for value {node.value!r}", where=str(self.loc(node)),
                          hint="quote the value to make it a string")
