@@ -48,7 +48,7 @@ from pathlib import Path
 
 from .. import fsio
 from .. import docker
-from ..errors import CheckFailed, InputError, PrerequisiteMissing
+from ..errors import CheckFailed, InputError, ParityError, PrerequisiteMissing
 from ..render import LABEL_MANAGED, LABEL_STACK, default_out
 from ..render.edge import EDGE_DEPLOYMENT, EDGE_NAMESPACE, gateway_api_crds
 from ..render.kind import (ANNOTATION_ADOPTED, ANNOTATION_WAVE, EDGE_TLS_SECRET, GATEWAY_NAME,
@@ -972,13 +972,59 @@ class KindLane:
                 pending = {n: v for n, v in verdicts.items() if not v.ready}
                 if not pending:
                     routes = sum(1 for n in verdicts if n.startswith("HTTPRoute/"))
-                    return f"Gateway programmed, {routes} routes accepted"
+                    served = self.wait_served(started + seconds, status)
+                    return f"Gateway programmed, {routes} routes accepted, {served}"
                 if time.monotonic() - started > seconds:
                     raise CheckFailed(f"edge: not ready after {seconds:.0f} s: " + "; ".join(
                         f"{n}: {v.reason}" for n, v in pending.items()), hint=hint)
                 status.update("routes: waiting for " + ", ".join(
                     f"{n} ({v.reason})" for n, v in pending.items()))
                 time.sleep(1)
+
+    def wait_served(self, deadline: float, status) -> str:
+        """Accepted is not served: the controller programs a route's backends from
+        the EndpointSlices a moment after the pods became ready, and until then the
+        edge answers 503 "no available server". Ask each route through the edge, as
+        a browser would, until its service answers."""
+        from .. import tls
+        from ..edgehttp import session
+
+        try:
+            nodes = self.node_containers()
+        except ParityError:
+            nodes = []
+        if not nodes:
+            # no node container publishes the edge on this machine (the k8s suite's
+            # stand-in kind): nothing to ask through the edge
+            return "no node container publishes the edge here"
+        http = session("127.0.0.1", self.stack.http_port, self.stack.https_port,
+                       str(tls.ca_paths(self.state)[0]))
+        waiting = {e["route"]: e["url"] for e in self.endpoints()}
+        last: dict[str, str] = {}
+        while True:
+            for route, url in list(waiting.items()):
+                try:
+                    r = http.get(url, timeout=5, allow_redirects=False)
+                    answer = f"{r.status_code} {r.text[:40].strip()}"
+                    # the edge's own answers: no backend yet, or no route for the host
+                    if not (r.status_code in (502, 503) and "no available server" in r.text
+                            or r.status_code == 404 and r.text.strip() == "404 page not found"):
+                        del waiting[route]
+                        continue
+                except Exception as exc:  # noqa: BLE001 - connection refused while it starts
+                    answer = exc.__class__.__name__
+                last[route] = answer
+            if not waiting:
+                http.close()
+                return "every route served"
+            if time.monotonic() > deadline:
+                http.close()
+                raise CheckFailed("edge: routes accepted but not served: " + "; ".join(
+                    f"{r} ({waiting[r]}): {last.get(r, '?')}" for r in sorted(waiting)),
+                    hint=f"kubectl --kubeconfig {self.kubeconfig.relative_to(self.root)} -n "
+                         f"{self.stack.namespace} get endpointslices; inv status --mode kind")
+            status.update("routes: waiting for the edge to serve " + ", ".join(sorted(waiting)))
+            time.sleep(1)
 
     def wait_for(self, fn, what: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
