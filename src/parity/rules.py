@@ -112,6 +112,8 @@ class Ctx:
     stack: Any
     services: dict = field(default_factory=dict)
     layers: list = field(default_factory=list)
+    #: (context, Dockerfile) -> the source lines it copies, read once per check
+    sources: dict = field(default_factory=dict)
 
     def where(self, path: tuple) -> str | None:
         """file:line of ``path`` in the merged tree, or None when absent."""
@@ -1579,10 +1581,10 @@ _ENV_NAME = re.compile(r"""["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["'`]|\$\{?([A-Z]
 _SOURCE_SUFFIX = {".py", ".js", ".mjs", ".ts", ".go", ".sh", ".rb", ".java", ".kt", ".rs"}
 
 
-def _source_names(ctx: Path, dockerfile: Path) -> dict[str, str]:
+def _source_names(c: Ctx, ctx: Path, dockerfile: Path) -> dict[str, str]:
     """UPPER_SNAKE names the sources a Dockerfile copies mention (name -> file:line)."""
     out: dict[str, str] = {}
-    for rel, n, line in _source_lines(ctx, dockerfile):
+    for rel, n, line in _source_lines(c, ctx, dockerfile):
         for m in _ENV_NAME.finditer(line):
             out.setdefault(m.group(1) or m.group(2), f"{rel}:{n}")
     return out
@@ -1604,7 +1606,7 @@ def _env_key_unread(c: Ctx):
 
     for name, b, ctx in c.build_contexts():
         df = ctx / (b.get("dockerfile") or "Dockerfile")
-        read = _source_names(ctx, df)
+        read = _source_names(c, ctx, df)
         if not read:
             continue
         env = svc_env = c.services[name].get("env") or {}
@@ -1636,7 +1638,7 @@ def _readiness_on_liveness(c: Ctx):
         if path.rstrip("/") not in LIVENESS_PATHS:
             continue
         df = ctx / (b.get("dockerfile") or "Dockerfile")
-        found = _source_match(ctx, df, _READY_ROUTE)
+        found = _source_match(c, ctx, df, _READY_ROUTE)
         if found:
             what, where = found
             yield ("services", name, "readiness", "http", "path"), (
@@ -1669,21 +1671,28 @@ def _source_files(ctx: Path, dockerfile: Path) -> list[Path]:
     return files[:400]
 
 
-def _source_lines(ctx: Path, dockerfile: Path) -> Iterator[tuple[str, int, str]]:
-    for f in _source_files(ctx, dockerfile):
-        try:
-            if f.stat().st_size > 512 * 1024:
+def _source_lines(c: Ctx, ctx: Path, dockerfile: Path) -> list[tuple[str, int, str]]:
+    """(file, line number, line) of the sources a Dockerfile copies; read once per
+    check, as several services and rules share one build context."""
+    key = (ctx, dockerfile)
+    if key not in c.sources:
+        out: list[tuple[str, int, str]] = []
+        for f in _source_files(ctx, dockerfile):
+            try:
+                if f.stat().st_size > 512 * 1024:
+                    continue
+                text = f.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
                 continue
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        rel = str(f.relative_to(ctx))
-        for n, line in enumerate(text.splitlines(), 1):
-            yield rel, n, line
+            rel = str(f.relative_to(ctx))
+            out += [(rel, n, line) for n, line in enumerate(text.splitlines(), 1)]
+        c.sources[key] = out
+    return c.sources[key]
 
 
-def _source_match(ctx: Path, dockerfile: Path, pattern: re.Pattern) -> tuple[str, str] | None:
-    for rel, n, line in _source_lines(ctx, dockerfile):
+def _source_match(c: Ctx, ctx: Path, dockerfile: Path,
+                  pattern: re.Pattern) -> tuple[str, str] | None:
+    for rel, n, line in _source_lines(c, ctx, dockerfile):
         m = pattern.search(line)
         if m:
             return m.group(1), f"{rel}:{n}"
