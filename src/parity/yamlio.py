@@ -957,8 +957,45 @@ def _dumper():
 
         base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
+        scalar, mapping, sequence = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+        std = "tag:yaml.org,2002:"
+
         class Dumper(base):  # type: ignore[misc, valid-type]
-            pass
+            def represent_data(self, data):
+                """SafeRepresenter.represent_data for the types renderers produce,
+                without its per-node lookups: the same nodes (a dict or list met twice
+                is still an alias), so libyaml writes the same bytes; anything else
+                goes the usual way."""
+                cls = data.__class__
+                if cls is str:
+                    return scalar(std + "str", data, style="|" if "\n" in data else None)
+                if (cls is dict or cls is list) and self.default_flow_style is False \
+                        and not self.sort_keys:
+                    key = id(data)
+                    node = self.represented_objects.get(key)
+                    if node is not None:
+                        return node
+                    self.object_keeper.append(data)
+                    value: list = []
+                    rep = self.represent_data
+                    if cls is dict:
+                        node = mapping(std + "map", value, flow_style=self.default_flow_style)
+                        self.represented_objects[key] = node
+                        for k, v in data.items():
+                            value.append((rep(k), rep(v)))
+                    else:
+                        node = sequence(std + "seq", value, flow_style=self.default_flow_style)
+                        self.represented_objects[key] = node
+                        for v in data:
+                            value.append(rep(v))
+                    return node
+                if cls is int:
+                    return scalar(std + "int", str(data))
+                if cls is bool:
+                    return scalar(std + "bool", "true" if data else "false")
+                if data is None:
+                    return scalar(std + "null", "null")
+                return super().represent_data(data)
 
         def str_repr(dumper, data: str):
             style = "|" if "\n" in data else None
