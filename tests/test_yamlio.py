@@ -71,3 +71,24 @@ def test_folded_scalars_read_as_yaml_defines_them() -> None:
     tree = parse_text("a: >-\n  one two\n  three\nb: |\n  x\n  y\n", "f", "base")
     assert tree.entries["a"].value == "one two three"  # type: ignore[attr-defined]
     assert tree.entries["b"].value == "x\ny\n"  # type: ignore[attr-defined]
+
+
+def test_dump_writes_what_pyyamls_own_representer_writes() -> None:
+    """yamlio's representer shortcut builds the nodes SafeRepresenter builds: the
+    same bytes, aliases of a dict met twice included."""
+    import yaml
+
+    from parity import yamlio
+
+    class Reference(yaml.CSafeDumper):
+        pass
+
+    Reference.add_representer(str, lambda d, s: d.represent_scalar(
+        "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+    shared = {"k": [1, 2]}
+    docs = [{"a": shared, "b": shared, "l": [1.5, float("inf"), None, True, False, "x\ny",
+                                             "0755", "yes", "", "- x", 3, -7, [], {}]},
+            [{"name": "n", "v": {"deep": [[1], ["a: b"]]}}], "top", None, 12]
+    want = yaml.dump_all(docs, Dumper=Reference, default_flow_style=False, sort_keys=False,
+                         explicit_start=True, width=4096, allow_unicode=True)
+    assert dump_all(docs) == yamlio._indent_sequences(want)

@@ -514,8 +514,20 @@ def _schema_message(err) -> tuple[str, str, list]:
     return err.message, "fix the value", []
 
 
-def validate_schema(tree: Map, order: str) -> list[ParityError]:
-    plain = to_plain(tree)
+_fast_check = None
+
+
+def validate_schema(tree: Map, order: str, plain: dict | None = None) -> list[ParityError]:
+    """Schema errors of the merged tree, with file:line. A compiled check
+    (schema.compile_check) clears a valid model without jsonschema, which is
+    imported and run only to find and word the errors of an invalid one."""
+    global _fast_check
+    if plain is None:
+        plain = to_plain(tree)
+    if _fast_check is None:
+        _fast_check = schema.compile_check(schema.STACK)
+    if _fast_check(plain):
+        return []
     errors: list[ParityError] = []
     for err in sorted(_schema_validator().iter_errors(plain), key=lambda e: list(
             map(str, e.absolute_path))):
@@ -538,10 +550,10 @@ _IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
 def validate_semantics(tree: Map, phase: int, order: str,
-                       root: Path | None = None) -> list[ParityError]:
+                       root: Path | None = None, plain: dict | None = None) -> list[ParityError]:
     """Rules a schema cannot state: references, cycles, phases, uniqueness; with
     ``root``, that every build context and Dockerfile is inside the repository."""
-    data = to_plain(tree)
+    data = to_plain(tree) if plain is None else plain
     services: dict[str, dict] = data.get("services", {})
     secrets: dict[str, dict] = data.get("secrets", {}) or {}
     errors: list[ParityError] = []
@@ -1079,12 +1091,13 @@ def load(root: Path, sel: Selection) -> Resolved:
     tree, layers = merged_tree(root, sel)
     tree = as_written(apply_defaults(tree))
     order = describe(layers)
-    errors = validate_schema(tree, order)
+    plain = to_plain(tree)  # read, never changed, by the three below
+    errors = validate_schema(tree, order, plain)
     if not errors:
-        errors = validate_semantics(tree, sel.phase, order, root)
+        errors = validate_semantics(tree, sel.phase, order, root, plain)
     if errors:
         raise InputErrors(errors)
-    stack = dataclasses.replace(_build_stack(to_plain(tree), sel, layers),
+    stack = dataclasses.replace(_build_stack(plain, sel, layers),
                                 origins=Origins(tree))
     return Resolved(tree, stack, layers, sel)
 
