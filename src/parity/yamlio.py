@@ -934,11 +934,17 @@ class _FastConverter:
         if std == _STD + "int" or std == _STD + "float" or std == _STD + "bool":
             try:
                 got = _construct(std, value)
-            except ValueError:  # Python refuses int() of more than 4300 digits
-                if std != _STD + "int":
-                    raise
-                raise ValueRefused(_too_big(value), where=str(loc),
-                                   hint="quote it if you mean the text") from None
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                kind = std.removeprefix(_STD)
+                if std == _STD + "int" and isinstance(exc, ValueError) and \
+                        re.fullmatch(r"[-+]?[0-9_]+", value.strip()):
+                    # Python refuses int() of more than 4300 digits
+                    raise ValueRefused(_too_big(value), where=str(loc),
+                                       hint="quote it if you mean the text") from None
+                # an explicit !!bool maybe / !!float x / !!int 1.5: not that type
+                raise InputError(f"'{value[:40]}' is not a YAML {kind}", where=str(loc),
+                                 hint=f"write a {kind} after !!{kind}, or drop the tag "
+                                      "(quote the value to make it a string)") from None
             if got.__class__ is float and not math.isfinite(got):
                 raise ValueRefused(f"'{value}' is not a finite number", where=str(loc),
                                    hint="quote it if you mean the text; parity accepts no "
