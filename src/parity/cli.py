@@ -187,16 +187,16 @@ def lint(root: Path, sel: Selection) -> tuple[str, int]:
     fresh render. Exit 1 with any unwaived violation or finding."""
     from . import lint as lint_mod, model, rules
     from .render import RenderContext, render as do_render
-    from .diff import _load_docs
+    from .yamlio import load_docs
 
     resolved = model.load(root, sel)
     stack = resolved.stack
     violations = rules.check(resolved, root)
     files = do_render(stack, RenderContext())
     if sel.mode == "kind":
-        findings = lint_mod.lint_kind(_load_docs(files["manifests.yaml"]), stack)
+        findings = lint_mod.lint_kind(load_docs(files["manifests.yaml"]), stack)
     else:
-        findings = lint_mod.lint_compose(_load_docs(files["docker-compose.yaml"])[0], stack)
+        findings = lint_mod.lint_compose(load_docs(files["docker-compose.yaml"])[0], stack)
     failing = [v for v in violations if v.failing]
     lines = []
     if violations:

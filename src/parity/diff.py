@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, did_you_mean
+from . import yamlio
 from .nodes import ListKey, Loc, Map, Scalar, Seq
 
 CLASSES = ("transport", "placement", "contract")
@@ -44,7 +45,7 @@ class Rule:
     where: str = ""
 
     def matches(self, path: str, level: str) -> bool:
-        return level == self.level and _pattern(self.path).fullmatch(path) is not None
+        return level == self.level and glob_pattern(self.path).fullmatch(path) is not None
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Acceptance:
     where: str = ""
 
     def matches(self, path: str, level: str) -> bool:
-        return level == self.level and _pattern(self.path).fullmatch(path) is not None
+        return level == self.level and glob_pattern(self.path).fullmatch(path) is not None
 
     def as_json(self) -> dict:
         return {"id": self.id, "until": self.until.isoformat(), "reason": self.reason}
@@ -156,7 +157,7 @@ class Difference:
 _pattern_cache: dict[str, re.Pattern] = {}
 
 
-def _pattern(glob: str) -> re.Pattern:
+def glob_pattern(glob: str) -> re.Pattern:
     """``services.*.storage[*].size`` -> a regex; ``*`` is one key, ``**`` any depth."""
     hit = _pattern_cache.get(glob)
     if hit is None:
@@ -569,11 +570,11 @@ def _local_entry(local_layers: list, trees: tuple[Map, ...], parts: tuple) -> So
     newest local file that names the path, or replaces or removes a parent of it;
     else the newest local entry in the merged node's history. None when the value
     changed only through another one (e.g. a reference's resolution)."""
-    from .layers import _load_layer
+    from .layers import load_layer
     from .model import locate
 
     for layer in reversed(local_layers):
-        overlay = _load_layer(layer)
+        overlay = load_layer(layer)
         for depth in range(len(parts), 0, -1):
             node, _ = locate(overlay, parts[:depth])
             if node is None:
@@ -624,13 +625,6 @@ def hidden_by_local(root: Path, a, b, diffs: list[Difference], rules: list[Rule]
 
 # --------------------------------------------------------------------------- rendered level
 
-def _load_docs(text: str) -> list[dict]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [d for d in yaml.load_all(text, Loader=loader) if d]
-
-
 def identities(files: dict[str, str]) -> dict[str, Any]:
     """``{identity: document}`` for every document of a render; Secret data masked."""
     out: dict[str, Any] = {}
@@ -638,7 +632,7 @@ def identities(files: dict[str, str]) -> dict[str, Any]:
         if not fname.endswith((".yaml", ".yml")):
             out[f"file/{fname}"] = files[fname]
             continue
-        for doc in _load_docs(files[fname]):
+        for doc in yamlio.load_docs(files[fname]):
             if fname == "docker-compose.yaml" or "services" in doc and "kind" not in doc:
                 for section in ("services", "volumes", "networks", "secrets", "configs"):
                     for name, body in (doc.get(section) or {}).items():
@@ -696,7 +690,7 @@ def read_dir(directory: Path) -> dict[str, str]:
     for name, text in files.items():
         if name.endswith((".yaml", ".yml")):
             try:
-                _load_docs(text)
+                yamlio.load_docs(text)
             except (RecursionError, Exception) as exc:  # yaml.YAMLError and its kin
                 first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 raise InputError(f"{directory / name} is not a render parity can read: "

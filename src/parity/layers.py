@@ -197,9 +197,9 @@ class _Scan:
             return "file"
         if stat.S_ISDIR(info.st_mode):
             return "dir"
-        from .yamlio import _file_type
+        from .yamlio import file_type
 
-        raise InputError(f"not a regular file or directory (a {_file_type(info.st_mode)})",
+        raise InputError(f"not a regular file or directory (a {file_type(info.st_mode)})",
                          where=self.rel(p),
                          hint="parity reads only regular files here; remove it")
 
@@ -361,7 +361,7 @@ def _rel(root: Path, f: Path) -> str:
 _cache: dict[tuple[str, str, str], Map] = {}
 
 
-def _load_layer(layer: Layer) -> Map:
+def load_layer(layer: Layer) -> Map:
     """Parse a file layer; parsed trees are cached by content hash (they are
     immutable, so every render in the process can share them)."""
     assert layer.file is not None
@@ -459,7 +459,7 @@ def merged_tree(root: Path, sel: Selection) -> tuple[Map, list[Layer]]:
     ctx = Context(POLICY, order)
     for layer in layers:
         if layer.is_base:
-            node = _load_layer(layer)
+            node = load_layer(layer)
             tree = node if tree is None else union(tree, node)
             continue
         assert tree is not None
@@ -467,7 +467,7 @@ def merged_tree(root: Path, sel: Selection) -> tuple[Map, list[Layer]]:
             if not layer.file.exists():
                 raise InputError("the layer file is missing", where=layer.rel,
                                  hint="create it (it may be empty)")
-            overlay = _load_layer(layer)
+            overlay = load_layer(layer)
         else:
             overlay = assignment_tree(layer.text or "", layer)
         tree = apply(tree, overlay, ctx)

@@ -65,7 +65,7 @@ def profiles(root: Path, chosen: str) -> list[str]:
 
 
 def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
-    from . import cli, diff, lint, model, rules, validators
+    from . import cli, diff, lint, model, rules, validators, yamlio
     from .render import RenderContext, render, write
     from . import secrets
 
@@ -103,7 +103,7 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
             for r in _kind_checks(files):
                 r.target = target
                 rows.append(r)
-            findings = lint.lint_kind(diff._load_docs(files["manifests.yaml"]), stack)
+            findings = lint.lint_kind(yamlio.load_docs(files["manifests.yaml"]), stack)
         else:
             secrets.ensure(stack, root / ".parity")
             secrets.write_env_files(stack, root / ".parity")
@@ -113,7 +113,7 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
                 problems = [exc.render()]
             rows.append(Row(target, "docker compose config --quiet", not problems, "",
                             problems))
-            findings = lint.lint_compose(diff._load_docs(files["docker-compose.yaml"])[0],
+            findings = lint.lint_compose(yamlio.load_docs(files["docker-compose.yaml"])[0],
                                          stack)
         rows.append(Row(target, "cross-reference lint", not findings, "",
                         [f"{f.obj} {f.field}: {f.message}" for f in findings]))

@@ -75,9 +75,9 @@ class Waiver:
     expired: bool = False
 
     def matches(self, v: Violation) -> bool:
-        from .diff import _pattern
+        from .diff import glob_pattern
 
-        return v.rule == self.rule and _pattern(self.path).fullmatch(v.path) is not None
+        return v.rule == self.rule and glob_pattern(self.path).fullmatch(v.path) is not None
 
 
 @dataclass(frozen=True)
@@ -1859,13 +1859,13 @@ PROFILE_KEYS = ("image", "build")
 
 @rule("image-profile-scope", "an image profile that changes more than images")
 def _image_profile_scope(c: Ctx):
-    from .layers import _load_layer
+    from .layers import load_layer
 
     for layer in c.layers:
         if not layer.name.startswith("images:") or layer.file is None:
             continue
         profile = layer.name.split(":", 1)[1]
-        tree = _load_layer(layer)
+        tree = load_layer(layer)
         stack: list[tuple[tuple, Node]] = [((), tree)]
         while stack:
             path, node = stack.pop()

@@ -131,7 +131,7 @@ def read_input(path: Path, rel: str, limit: int | None = None) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"not a regular file (a {_file_type(info.st_mode)})", where=rel,
+            raise InputError(f"not a regular file (a {file_type(info.st_mode)})", where=rel,
                              hint="parity reads only regular files; remove it or replace "
                                   "it with a file")
         if info.st_size > limit:
@@ -165,7 +165,7 @@ def _too_large(size: int, rel: str, more: bool = False,
         hint="split it into smaller files; inputs this large are not hand-written")
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"),
                        (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
                        (stat.S_ISSOCK, "socket")):
@@ -1078,3 +1078,12 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> bool:
     from .fsio import write_atomic as _write
 
     return _write(path, text, mode)
+
+
+def load_docs(text: str) -> list[dict]:
+    """The non-empty documents of rendered YAML (parity's own output), as plain data,
+    with libyaml: no provenance, no overlay tags."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d]

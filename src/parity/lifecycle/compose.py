@@ -23,6 +23,31 @@ from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, run_steps
 MIN_FREE_BYTES = 2 * 1024**3
 
 
+def port_free(address: str, port: int) -> bool:
+    """True when ``address:port`` can be bound now (nobody listens there)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((address, port))
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            return False
+        raise
+    finally:
+        s.close()
+
+
+def who_listens(port: int) -> str:
+    """`` (users:…)`` naming the process listening on ``port`` (from ``ss``), or ''."""
+    if not shutil.which("ss"):
+        return ""
+    proc = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
+                          text=True)
+    users = proc.stdout.split("users:")
+    return f" ({users[1].strip()})" if len(users) > 1 else ""
+
+
 class ComposeLane:
     def __init__(self, root: Path, resolved, ui: UI | None = None, timeout: float = 600):
         self.root = root
@@ -135,26 +160,12 @@ class ComposeLane:
     def check_ports(self) -> None:
         for port, var in ((self.stack.http_port, "PARITY_HTTP_PORT"),
                           (self.stack.https_port, "PARITY_HTTPS_PORT")):
-            if self._port_free(self.stack.edge_bind, port) or self._port_is_ours(port):
+            if port_free(self.stack.edge_bind, port) or self._port_is_ours(port):
                 continue
             raise PrerequisiteMissing(
                 f"{self.stack.edge_bind}:{port} is in use by another process"
-                f"{self._who_listens(port)}",
+                f"{who_listens(port)}",
                 hint=f"stop that process, or run on another port: {var}={port + 8000} inv up")
-
-    @staticmethod
-    def _port_free(address: str, port: int) -> bool:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((address, port))
-            return True
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-        finally:
-            s.close()
 
     def _port_is_ours(self, port: int) -> bool:
         rows = docker.json_lines(docker.run(
@@ -162,15 +173,6 @@ class ComposeLane:
              "--filter", f"label={LABEL_STACK}={self.stack.name}", "--filter",
              f"publish={port}"], timeout=30).stdout)
         return bool(rows)
-
-    @staticmethod
-    def _who_listens(port: int) -> str:
-        if not shutil.which("ss"):
-            return ""
-        proc = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
-                              text=True)
-        users = proc.stdout.split("users:")
-        return f" ({users[1].strip()})" if len(users) > 1 else ""
 
     def render(self) -> str:
         from .. import lock

@@ -246,9 +246,9 @@ class KindLane:
         return bool(self.node_containers())
 
     def docs(self, name: str = "manifests.yaml") -> list[dict]:
-        from ..diff import _load_docs
+        from ..yamlio import load_docs
 
-        return _load_docs(self.files[name])
+        return load_docs(self.files[name])
 
     def edge_digest(self, crds: str | None = None) -> str:
         """What the edge was installed from: edge.yaml and the vendored CRDs (``crds``:
@@ -346,11 +346,11 @@ class KindLane:
         return memory
 
     def check_ports(self) -> None:
-        from .compose import ComposeLane
+        from . import compose as compose_lane
 
         for port, var in ((self.stack.http_port, "PARITY_HTTP_PORT"),
                           (self.stack.https_port, "PARITY_HTTPS_PORT")):
-            if ComposeLane._port_free(self.stack.edge_bind, port):
+            if compose_lane.port_free(self.stack.edge_bind, port):
                 continue
             ours = docker.json_lines(docker.run(
                 ["docker", "ps", "--format", "{{json .}}", "--filter",
@@ -360,7 +360,7 @@ class KindLane:
                 continue
             raise PrerequisiteMissing(
                 f"{self.stack.edge_bind}:{port} is in use by another process"
-                f"{ComposeLane._who_listens(port)}",
+                f"{compose_lane.who_listens(port)}",
                 hint=f"stop it (the compose lane? inv down), or move the port: {var}="
                      f"{port + 8000} inv up --mode kind (a kind port change recreates the "
                      "cluster)")
@@ -705,10 +705,10 @@ class KindLane:
         action = self._action("edge")
         if action == "keep":
             return "kept"
-        from ..diff import _load_docs
+        from ..yamlio import load_docs
 
         crds, crds_digest = gateway_api_crds()
-        docs = [d for _, raw in crds for d in _load_docs(raw.decode("utf-8"))]
+        docs = [d for _, raw in crds for d in load_docs(raw.decode("utf-8"))]
         for doc in docs:
             self.kube.apply(doc)
         self.wait_for(lambda: all(self._established(d) for d in docs),
