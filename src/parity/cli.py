@@ -385,7 +385,7 @@ def validate_offline(root: Path, live: bool = False) -> tuple[str, int]:
 def _running_phase(root: Path) -> int:
     """The phase of the running compose environment (from its containers' labels)."""
     from . import docker
-    from .render import LABEL_MANAGED
+    from .render.names import LABEL_MANAGED
 
     rows = docker.labelled("container", {LABEL_MANAGED: "true"})
     phases = [int(p) for r in rows for part in r.get("Labels", "").split(",")

@@ -25,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .render import (LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PHASE, LABEL_SERVICE,
-                     LABEL_STACK)
-from .render.kind import (ANNOTATION_DEPENDS_ON, ANNOTATION_SECRET_KEYS, ANNOTATION_WAVE,
-                          DRIVER_PROVIDED)
+from .render.names import (ANNOTATION_DEPENDS_ON, ANNOTATION_SECRET_KEYS, ANNOTATION_WAVE,
+                           DRIVER_PROVIDED, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PHASE,
+                           LABEL_SERVICE, LABEL_STACK)
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 

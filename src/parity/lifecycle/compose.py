@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .. import docker
 from ..errors import CheckFailed, InputError, PrerequisiteMissing
-from ..render import LABEL_MANAGED, LABEL_STACK, default_out
+from ..render import default_out
+from ..render.names import LABEL_MANAGED, LABEL_SERVICE, LABEL_STACK
 from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, run_steps
 
 MIN_FREE_BYTES = 2 * 1024**3
@@ -141,7 +142,6 @@ class ComposeLane:
         reference that container was created from (``Config.Image``: the reference
         the stack asked for, also after a rebuild moved its tag to a new ID)."""
         from ..datacompat import Written
-        from ..render import LABEL_SERVICE
 
         rows = docker.labelled("container", self._ours())
         out = []

@@ -49,10 +49,11 @@ from pathlib import Path
 from .. import fsio
 from .. import docker
 from ..errors import CheckFailed, InputError, ParityError, PrerequisiteMissing
-from ..render import LABEL_MANAGED, LABEL_STACK, default_out
-from ..render.edge import EDGE_DEPLOYMENT, EDGE_NAMESPACE, gateway_api_crds
-from ..render.kind import (ANNOTATION_ADOPTED, ANNOTATION_WAVE, EDGE_TLS_SECRET, GATEWAY_NAME,
-                           LOCAL_CA_CONFIGMAP, LOCAL_CA_KEY)
+from ..render import default_out
+from ..render.edge import gateway_api_crds
+from ..render.names import (ANNOTATION_ADOPTED, ANNOTATION_WAVE, EDGE_DEPLOYMENT, EDGE_NAMESPACE,
+                            EDGE_TLS_SECRET, GATEWAY_NAME, KIND_DATA_HOST_DIR, KIND_DATA_NODE_DIR,
+                            LABEL_MANAGED, LABEL_STACK, LOCAL_CA_CONFIGMAP, LOCAL_CA_KEY)
 from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, kindcli, run_steps
 
 MIN_DOCKER_MEMORY = 6 * 1024**3
@@ -497,7 +498,6 @@ class KindLane:
 
     @property
     def data_dir(self) -> Path:
-        from ..render.kind import KIND_DATA_HOST_DIR
 
         return self.root / KIND_DATA_HOST_DIR
 
@@ -528,7 +528,6 @@ class KindLane:
         it (claimRef) and backed by its own directory under local-path-provisioner's
         path, which kind-config.yaml mounts from .parity/data/kind/: a PVC made in a
         new cluster binds to the same data the last cluster wrote."""
-        from ..render.kind import KIND_DATA_NODE_DIR
 
         default_class = self.default_storage_class()
         ns = self.stack.namespace
@@ -572,7 +571,6 @@ class KindLane:
         """Delete .parity/data/kind/ (reset, down --volumes). Its files belong to the
         containers' users (often root): through the node while it runs, else a
         throwaway container of the node image, when the checkout's user cannot."""
-        from ..render.kind import KIND_DATA_NODE_DIR
 
         if not self.data_dir.exists():
             return

@@ -14,14 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Labels every object parity creates carries; down/reset/prune select on them.
-LABEL_MANAGED = "parity.dev/managed"        # "true"
-LABEL_STACK = "parity.dev/stack"            # stack name
-LABEL_SERVICE = "parity.dev/service"        # service name
-LABEL_PHASE = "parity.dev/phase"            # phase the service starts in
-LABEL_COMPONENT = "app.kubernetes.io/name"  # service name (K8s convention)
-LABEL_PART_OF = "app.kubernetes.io/part-of"  # stack name
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # "parity"
+from .names import (LABEL_COMPONENT, LABEL_MANAGED, LABEL_MANAGED_BY,  # noqa: F401  (re-exported)
+                    LABEL_PART_OF, LABEL_PHASE, LABEL_SERVICE, LABEL_STACK)
+
 
 
 @dataclass(frozen=True)

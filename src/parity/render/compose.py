@@ -37,7 +37,8 @@ from .. import yamlio
 from ..errors import InputError
 from ..model import Readiness, SecretRef, Service, Stack
 from ..nodes import ListKey, format_path
-from . import LABEL_MANAGED, LABEL_PHASE, LABEL_SERVICE, LABEL_STACK, RenderContext
+from . import RenderContext
+from .names import LABEL_MANAGED, LABEL_PHASE, LABEL_SERVICE, LABEL_STACK
 
 COMPOSE_FILE = "docker-compose.yaml"
 NGINX_CONF = "edge/nginx.conf"

@@ -27,16 +27,10 @@ from pathlib import Path
 
 from ..errors import CheckFailed
 from ..model import Stack
-from . import LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_STACK
+from .names import (CONTROLLER_NAME, EDGE_DEPLOYMENT, EDGE_NAMESPACE,  # noqa: F401  (re-exported)
+                    EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE, EDGE_SERVICE,
+                    GATEWAY_CLASS, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_STACK)
 
-EDGE_NAMESPACE = "parity-system"
-EDGE_SERVICE = "parity-edge"
-EDGE_DEPLOYMENT = "parity-edge"
-EDGE_PROXY_SERVICE = f"{EDGE_SERVICE}.{EDGE_NAMESPACE}.svc.cluster.local"
-EDGE_NODEPORT_HTTP = 30080
-EDGE_NODEPORT_HTTPS = 30443
-GATEWAY_CLASS = "parity-edge"
-CONTROLLER_NAME = "traefik.io/gateway-controller"
 PING_PORT = 9000
 #: Gateway API CRDs this controller version implements (its docs: "Standard v1.4.0").
 GATEWAY_API_VERSION = "v1.4.0"

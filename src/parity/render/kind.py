@@ -87,38 +87,21 @@ import re
 from ..errors import InputError, InputErrors
 from ..model import SecretRef, Service, Stack
 from ..yamlio import dump_all
-from . import (LABEL_COMPONENT, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PART_OF, LABEL_PHASE,
-               LABEL_SERVICE, LABEL_STACK, RenderContext)
-# The node ports of the edge controller's proxy Service, its in-cluster name and its
-# GatewayClass: the contract between kind-config.yaml, manifests.yaml and edge.yaml.
-from .edge import (EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE,  # noqa: F401
-                   GATEWAY_CLASS, edge_docs)
+from . import RenderContext
+from .edge import edge_docs
+# Re-exported for the tests of this renderer; new code imports them from .names.
+from .names import (ANNOTATION_ADOPTED, ANNOTATION_CONFIG_HASH, DRIVER_PROVIDED,  # noqa: F401
+                    ANNOTATION_DEPENDS_ON, ANNOTATION_SECRET_KEYS, ANNOTATION_WAVE,
+                    EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_PROXY_SERVICE, EDGE_TLS_SECRET,
+                    GATEWAY_CLASS, GATEWAY_NAME, HTTPS_HOST_LISTENER, KIND_DATA_HOST_DIR,
+                    KIND_DATA_NODE_DIR, LABEL_COMPONENT, LABEL_MANAGED, LABEL_MANAGED_BY,
+                    LABEL_PART_OF, LABEL_PHASE, LABEL_SERVICE, LABEL_STACK, LOCAL_CA_CONFIGMAP,
+                    LOCAL_CA_KEY, REDIRECT_ROUTE)
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
-#: Where the kind lane keeps its data, relative to the checkout (kind resolves a
-#: relative hostPath against its working directory, which parity sets to the
-#: checkout), and where the node sees it: local-path-provisioner's storage path.
-#: The directory outlives the cluster, so ``inv down`` keeps the data (decision 0016).
-KIND_DATA_HOST_DIR = ".parity/data/kind"
-KIND_DATA_NODE_DIR = "/var/local-path-provisioner"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 
-#: The Gateway listener on a moved browser https port (``PARITY_HTTPS_PORT``).
-HTTPS_HOST_LISTENER = "https-host"
-GATEWAY_NAME = "edge"
-REDIRECT_ROUTE = "edge-https-redirect"
-EDGE_TLS_SECRET = "parity-edge-tls"
-LOCAL_CA_CONFIGMAP = "parity-local-ca"
-LOCAL_CA_KEY = "ca.crt"
-#: Objects referenced by the render but created by the kind driver.
-DRIVER_PROVIDED = frozenset({("ConfigMap", LOCAL_CA_CONFIGMAP), ("Secret", EDGE_TLS_SECRET),
-                             ("GatewayClass", GATEWAY_CLASS)})
 
-ANNOTATION_DEPENDS_ON = "parity.dev/depends-on"
-ANNOTATION_WAVE = "parity.dev/wave"
-ANNOTATION_SECRET_KEYS = "parity.dev/secret-keys"
-ANNOTATION_CONFIG_HASH = "parity.dev/config-hash"
-ANNOTATION_ADOPTED = "parity.dev/adopted"
 
 JOB_BACKOFF_LIMIT = 0
 FILE_MODE = 0o444
