@@ -15,7 +15,7 @@ SEL     = $(if $(MODE),--mode $(MODE)) $(if $(PHASE),--phase $(PHASE)) $(if $(PR
 RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
-.PHONY: help venv engine test test-deps validate render lint diff config images doctor \
+.PHONY: help venv bytecode engine test test-deps validate render lint diff config images doctor \
 	up status check browser-deps down reset compose-up compose-status compose-validate compose-down \
 	compose-reset compose-doctor down-volumes kind-parity-up kind-parity-status kind-parity-validate \
 	kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor \
@@ -30,7 +30,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-venv: $(VENV)/.installed  ## create .venv and install parity with its test tools
+# pip compiles bytecode for a normal install but not for an editable one; without it,
+# and with PYTHONDONTWRITEBYTECODE=1 set (as on CI machines), every inv compiles
+# parity from source: 40-70 ms of each command (docs/performance.md). Python checks
+# each .pyc against its source's mtime: an edited module is compiled again in memory.
+bytecode: $(VENV)/.installed  ## compile parity's modules and tasks.py to bytecode (make venv does it; fast when nothing changed)
+	@$(BIN)/python -m compileall -q -j 0 src tasks.py >/dev/null
+
+venv: $(VENV)/.installed bytecode  ## create .venv and install parity with its test tools
 
 engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs them on Debian 12)
 	@docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || bash .ci/install-docker.sh

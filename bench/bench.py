@@ -205,6 +205,14 @@ def interleave(lanes: dict, runs: int) -> dict[str, list[Sample]]:
     return out
 
 
+def bytecode(*paths: Path) -> None:
+    """Compile to bytecode what ``make venv`` compiles (parity's sources, tasks.py), as
+    a user's checkout has it: with PYTHONDONTWRITEBYTECODE=1 nothing else would, and
+    every timed process would compile parity from source (docs/performance.md)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                    *map(str, paths)], check=True, stdout=subprocess.DEVNULL)
+
+
 def child_env() -> dict:
     env = dict(os.environ)
     env["BENCH_SRC"] = SRC
@@ -354,6 +362,7 @@ def bench_synthetic(res: Results, sizes: list[int], runs: int, budget: float,
         print(f"synthetic: a stack of {n} services", flush=True)
         root = synth.write_parity(workdir / f"parity-{n}", n)
         shutil.copy(ROOT / "tasks.py", root / "tasks.py")
+        bytecode(root / "tasks.py")
         overlays = synth.write_kustomize(workdir / f"kustomize-{n}", n)
         build = root / ".parity" / "build"
         out_dir = build / "kind" / "phase2"
@@ -482,6 +491,7 @@ def bench_startup(res: Results, runs: int, docker: bool, workdir: Path) -> None:
     bare = workdir / "bare"
     bare.mkdir(exist_ok=True)
     (bare / "tasks.py").write_text(BARE_TASKS)
+    bytecode(bare / "tasks.py")
     build = ROOT / ".parity" / "build"
 
     def render_all() -> Sample:
@@ -730,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
             res.add(name, "error", None, note=f"{type(exc).__name__}: {exc}"[:300])
         save()
 
+    bytecode(Path(SRC), ROOT / "tasks.py")
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         if "default" not in skip:
             section("default", bench_render_default, args.runs)

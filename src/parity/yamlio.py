@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from . import fastemit
 from .nodes import Loc, Map, Node, Scalar, Seq
 
 #: Hand-written inputs larger than this are refused (they are not hand-written).
@@ -1062,8 +1063,29 @@ def dump(data: Any) -> str:
     return dump_all([data])
 
 
+_writer = None
+
+
+def _libyaml_one(data: Any) -> str:
+    """One small mapping as libyaml writes it: the writer asks for the scalars it does
+    not decide itself."""
+    import yaml
+
+    return yaml.dump(data, Dumper=_dumper(), default_flow_style=False, sort_keys=False,
+                     width=4096, allow_unicode=True)
+
+
 def dump_all(docs: list[Any]) -> str:
-    """Multi-document YAML, each document starting with ``---``; stable for equal input."""
+    """Multi-document YAML, each document starting with ``---``; stable for equal input.
+
+    The plain-data writer (:mod:`parity.fastemit`) writes the same bytes as the libyaml
+    path below, faster; where it is not sure, it declines and libyaml writes."""
+    global _writer
+    if _writer is None:
+        _writer = fastemit.Writer(_libyaml_one)
+    text = fastemit.dump_all_fast(_writer, docs)
+    if text is not None:
+        return text
     import yaml
 
     raw = yaml.dump_all(docs, Dumper=_dumper(), default_flow_style=False, sort_keys=False,
