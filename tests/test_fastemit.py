@@ -39,7 +39,7 @@ CASES = {
     "block on a list item's first key (the re-indentation quirk)":
         [{"l": [{"script": "set -e\nrun\n", "env": ["A", "B"], "m": {"n": ["o"]}},
                 {"x": "y", "z": ["w"]}]}],
-    "keys of other types": [{1: "a", True: "b", None: "c", "k: v": "d"}],
+    "keys of other types": [{2: "a", True: "b", None: "c", "k: v": "d"}],
     "several documents": [{"a": 1}, {"b": [2]}, {"c": {"d": "e"}}],
     "unicode": [{"name": "é", "s": "snowman ☃"}],
 }
