@@ -60,7 +60,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import CheckFailed, InputError, ParityError, PrerequisiteMissing
+from ..errors import CheckFailed, InputError, ParityError, PrerequisiteMissing
 
 LABEL_HASH = "parity.dev/inputs-hash"
 LABEL_MANAGED = "parity.dev/managed"
@@ -622,7 +622,7 @@ def build(stack, root: Path, *, progress: Progress | None = None, force: bool = 
 def _build_lock(root: Path, say: Progress):
     """One image build per checkout at a time (two would debootstrap the same base
     and race on the tags)."""
-    from . import fsio
+    from .. import fsio
 
     path = root / LOCK_FILE
     fsio.ensure_dir(path.parent)
@@ -673,7 +673,7 @@ def _build_one(ib: ImageBuild, root: Path, say: Progress, force: bool,
     missing = [p for p in ib.parents if p not in parent_ids and p not in ib.depends_on]
     say(f"{ib.image}: building from {ib.rel} ({reason})")
     log_path = root / LOG_DIR / (re.sub(r"[^A-Za-z0-9_.-]+", "_", ib.image) + ".log")
-    from . import fsio
+    from .. import fsio
 
     fsio.ensure_dir(log_path.parent)
     try:
