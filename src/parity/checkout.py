@@ -132,9 +132,7 @@ def refuse_shared_images(stack, root: Path, command: str, force: bool = False) -
     shared and never rebuilt, so it is no reason to refuse."""
     from . import docker, images
 
-    import shutil
-
-    if shutil.which("docker") is None:
+    if not docker.cli_present():
         return  # the build says what is missing
     me = identity(root).id
     proc = docker.run(["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}",

@@ -4,6 +4,7 @@ errors that say what to do (exit 3 for a missing prerequisite)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,8 +34,13 @@ def run(args: list[str], *, check: bool = True, timeout: float | None = 600,
     return proc
 
 
+def cli_present() -> bool:
+    """Is a ``docker`` command on PATH (whether or not an engine answers)?"""
+    return shutil.which("docker") is not None
+
+
 def engine_ok() -> None:
-    if shutil.which("docker") is None:
+    if not cli_present():
         raise PrerequisiteMissing("the docker CLI is not installed", hint=INSTALL_HINT)
     proc = run(["docker", "info", "--format", "{{json .ServerVersion}}"], check=False,
                timeout=20)
@@ -44,6 +50,31 @@ def engine_ok() -> None:
                                                       ["no answer"])[-1],
             hint="start it (Docker Desktop, 'sudo systemctl start docker', or "
                  "bash .ci/install-docker.sh on Debian) and try again")
+
+
+_buildx: bool | None = None
+
+
+def has_buildx() -> bool:
+    """Is the buildx plugin installed? Asked once per process."""
+    global _buildx
+    if _buildx is None:
+        try:
+            _buildx = run(["docker", "buildx", "version"], check=False,
+                          timeout=30).returncode == 0
+        except (OSError, CheckFailed, PrerequisiteMissing):
+            _buildx = False
+    return _buildx
+
+
+def build_env() -> dict[str, str]:
+    """The environment for ``docker build`` and ``docker import``."""
+    env = dict(os.environ)
+    # Without the buildx plugin a recent CLI can only use the classic builder; ask
+    # for it explicitly so the CLI does not stop at "buildx component is missing".
+    if "DOCKER_BUILDKIT" not in env and not has_buildx():
+        env["DOCKER_BUILDKIT"] = "0"
+    return env
 
 
 def compose_version() -> tuple[int, int, int]:

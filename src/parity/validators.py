@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-import subprocess
 from pathlib import Path
 
 GATEWAY_API_VERSION = "v1.4.0"
@@ -343,8 +342,8 @@ def compose_problems(compose_file: Path) -> list[str]:
     from . import docker
 
     docker.compose_version()
-    proc = subprocess.run(["docker", "compose", "-f", str(compose_file), "config", "--quiet"],
-                          capture_output=True, text=True, timeout=60)
+    proc = docker.run(["docker", "compose", "-f", str(compose_file), "config", "--quiet"],
+                      check=False, timeout=60)
     if proc.returncode != 0:
         return [line for line in (proc.stderr or proc.stdout).strip().splitlines()][-5:]
     return []
