@@ -1,8 +1,9 @@
 """What the compose project runs now: the status table and the live checks.
 
-:class:`ComposeStatus` is the reading half of :class:`~parity.lifecycle.compose.lane.ComposeLane`
-(it reads ``self.stack``, ``self.file``, ``self.state`` and calls ``self.compose``);
-nothing here changes a container.
+:class:`ComposeStatus` is the reading half of
+:class:`~parity.lifecycle.compose.lane.ComposeLane` (it reads ``self.stack``,
+``self.file``, ``self.state`` and calls ``self.compose``); nothing here changes a
+container.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .. import Delivered, Exec, ServiceStatus, env_list
 
 
 class ComposeStatus:
+    """Reading the project: status rows and live checks."""
+
     # ------------------------------------------------------------------ status
 
     def endpoints(self) -> list[dict]:

@@ -29,9 +29,13 @@ directory (never ``~/.kube/cache``), and no proxy variables.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ def _memory_discoverer():
     """The dynamic client's lazy discovery, kept in memory: the default writes it to
     ``$TMPDIR/osrcp-<md5 of the server URL>.json`` and reads it back from there (a
     shared, guessable path another local user could plant)."""
+    # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
     from kubernetes import __version__
     from kubernetes.dynamic.discovery import LazyDiscoverer
 
@@ -77,9 +82,6 @@ def _secret_path(data: bytes, keep: list) -> str:
         os.write(fd, data)
         keep.append(fd)
         return f"/proc/self/fd/{fd}"
-    import atexit
-    import shutil
-
     tmp = tempfile.mkdtemp(prefix="parity-kube-")
     atexit.register(shutil.rmtree, tmp, True)
     fd, name = tempfile.mkstemp(dir=tmp)
@@ -90,6 +92,7 @@ def _secret_path(data: bytes, keep: list) -> str:
 
 def _describe(exc: BaseException) -> str:
     """Why a request got no answer, in a few words, from urllib3's wrapped errors."""
+    # lazy: urllib3 costs ~0.1 s to import; only a failed request needs it
     from urllib3 import exceptions as u3
 
     reason = exc.reason if isinstance(exc, u3.MaxRetryError) and exc.reason else exc
@@ -141,6 +144,7 @@ class Kube:
         self._dynamic = None
 
     def _client(self, t: Target):
+        # lazy: kubernetes and urllib3 cost ~0.4 s to import; only a call to the API needs them
         import urllib3
         from kubernetes.client import ApiClient, Configuration
 
@@ -198,6 +202,7 @@ class Kube:
     @contextlib.contextmanager
     def _call(self, what: str):
         """Every request: a connection or server failure becomes a parity error."""
+        # lazy: kubernetes and urllib3 cost ~0.4 s to import; only a call to the API needs them
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -226,8 +231,6 @@ class Kube:
         except OSError as exc:
             raise self._unreachable(_describe(exc)) from None
         except ValueError as exc:
-            import json
-
             if isinstance(exc, json.JSONDecodeError):
                 raise CheckFailed(f"the parity cluster's API server {self.server} answered "
                                   f"{what} with something that is not JSON") from None
@@ -236,6 +239,7 @@ class Kube:
     @property
     def dynamic(self):
         if self._dynamic is None:
+            # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
             from kubernetes.dynamic import DynamicClient
 
             with self._call("discovery"):
@@ -259,6 +263,7 @@ class Kube:
 
     def apply(self, doc: dict, force: bool = True) -> Any:
         """Server-side apply (field manager ``parity``)."""
+        # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -277,6 +282,7 @@ class Kube:
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None):
         """The object, or None when it does not exist, nor its kind (e.g. the edge's
         CRDs not installed yet after a partial run)."""
+        # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
@@ -292,6 +298,7 @@ class Kube:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              selector: str | None = None) -> list[dict]:
+        # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
@@ -309,6 +316,7 @@ class Kube:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
                propagation: str = "Background") -> None:
+        # lazy: kubernetes costs ~0.3 s to import; only a call to the API needs it
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
@@ -334,8 +342,6 @@ def _transient(exc: Exception) -> bool:
 
 def _retrying(call, attempts: int = 5):
     """``call()``, again after 0.2, 0.4, 0.8 and 1.6 s while the answer is transient."""
-    import time
-
     for attempt in range(attempts):
         try:
             return call()
@@ -346,8 +352,6 @@ def _retrying(call, attempts: int = 5):
 
 
 def _api_message(exc: Exception) -> str:
-    import json
-
     body = getattr(exc, "body", None)
     if body:
         try:

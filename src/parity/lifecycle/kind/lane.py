@@ -65,6 +65,8 @@ from .status import KindStatus
 
 class KindLane(KindPreflight, KindCluster, KindImages, KindData, KindEdge, KindApply,
                KindStatus):
+    """The kind lane of one stack. The attributes set here are what the parts read."""
+
     def __init__(self, root: Path, resolved, ui: UI | None = None, timeout: float = 900,
                  recreate: bool = False):
         self.root = root
@@ -88,7 +90,10 @@ class KindLane(KindPreflight, KindCluster, KindImages, KindData, KindEdge, KindA
         self._kube = None
 
     def docs(self, name: str = "manifests.yaml") -> list[dict]:
+        """The rendered file's objects (after the render step)."""
         return load_docs(self.files[name])
+
+    # ------------------------------------------------------------------ up
 
     def up(self) -> dict:
         steps = [
@@ -163,7 +168,10 @@ class KindLane(KindPreflight, KindCluster, KindImages, KindData, KindEdge, KindA
         return f"{len(changes)} actions"
 
     def _action(self, step: str) -> str:
+        """What the plan does at ``step`` (``keep`` when it names no such step)."""
         return next((a.action for a in self.actions if a.step == step), "keep")
+
+    # ------------------------------------------------------------------ down
 
     def down(self, dry_run: bool = False, volumes: bool = False) -> str:
         """Delete parity's cluster and the local artifacts made for it, nothing else,
