@@ -1,6 +1,6 @@
 """A stand-in for parity's own kind API server, for tests that need no cluster: a
 real HTTPS listener on 127.0.0.1 (a certificate made here) that answers the few
-requests :class:`parity.kubeaccess.Kube` makes for ``get``/``list`` of ConfigMaps
+requests :class:`parity.lifecycle.kind.kube.Kube` makes for ``get``/``list`` of ConfigMaps
 (``/version``, ``/apis``, ``/api/v1``, one ConfigMap), counts every connection and
 request, and can instead answer every request with one status, with garbage, or not
 at all (``mode``). Plus :class:`CountingListener`, a plain TCP listener that counts

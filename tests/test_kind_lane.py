@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from parity.errors import InputError
-from parity.kubeaccess import Kube, check_kubeconfig
+from parity.lifecycle.kind import Kube, check_kubeconfig
 from parity.lifecycle.kind import Action, Observed, plan
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Which kind the lane runs (src/parity/lifecycle/kindcli.py): kind on PATH when new
+"""Which kind the lane runs (src/parity/lifecycle/kind/kindcli.py): kind on PATH when new
 enough, else parity's build of the pinned kind, else one to build when Go is here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from parity.errors import PrerequisiteMissing
-from parity.lifecycle import kindcli
+from parity.lifecycle.kind import kindcli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -77,7 +77,7 @@ def user_current_context(environ=None) -> tuple[str | None, list[str]]:
     never connects, never raises."""
     import yaml
 
-    from .kubeaccess import Unreadable, read_small_file
+    from .lifecycle.kind import Unreadable, read_small_file
 
     env = os.environ if environ is None else environ
     value = env.get("KUBECONFIG") or ""

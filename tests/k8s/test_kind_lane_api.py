@@ -5,7 +5,7 @@ leaves nothing of parity's).
 
 The driver runs in-process on a copy of the repository's inputs (base/, overlays/,
 checks/, apps/ in tmp), so ``.parity/`` is written there, never in the work tree.
-Every API call it makes goes through :class:`parity.kubeaccess.Kube` to the real
+Every API call it makes goes through :class:`parity.lifecycle.kind.kube.Kube` to the real
 kube-apiserver; the controllers, the scheduler and kwok take the workloads to ready.
 
 **kind is a fake here**, so that every driver step can be checked against the API
@@ -80,8 +80,8 @@ from parity import images as parity_images
 from parity import secrets as parity_secrets
 from parity import tls
 from parity.errors import CheckFailed, InputError
-from parity.lifecycle import kind as kind_lane_module
-from parity.kubeaccess import FIELD_MANAGER, Kube
+from parity.lifecycle.kind import edge as kind_edge_module
+from parity.lifecycle.kind import FIELD_MANAGER, Kube
 from parity.layers import Selection
 from parity.lifecycle import UI
 from parity import docker as parity_docker
@@ -819,7 +819,7 @@ def test_up_waits_for_the_routes_and_names_a_backend_that_does_not_resolve(world
         d["spec"]["rules"][0]["backendRefs"][0]["name"] = "api-gone"
 
     _with_route(monkeypatch, gone)
-    monkeypatch.setattr(kind_lane_module, "EDGE_READY_SECONDS", 6)
+    monkeypatch.setattr(kind_edge_module, "EDGE_READY_SECONDS", 6)
     lane = world.lane(1)
     with pytest.raises(CheckFailed) as exc:
         lane.up()
@@ -848,7 +848,7 @@ def test_a_route_no_listener_takes_fails_up_at_once(world: World, monkeypatch):
         world.lane(1).up()
     assert exc.value.message == ("edge: HTTPRoute/api: not accepted (listener admin): "
                                  "NoMatchingParent (no listener named admin)")
-    assert time.monotonic() - started < kind_lane_module.EDGE_READY_SECONDS
+    assert time.monotonic() - started < kind_edge_module.EDGE_READY_SECONDS
     monkeypatch.undo()
     world.up(1)
 

@@ -32,6 +32,7 @@ class UI:
     @property
     def console(self):
         if self._console is None:
+            # lazy: rich is only needed on a terminal, and not by inv --list or render
             from rich.console import Console
 
             self._console = Console(stderr=True, highlight=False)

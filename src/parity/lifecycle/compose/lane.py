@@ -7,49 +7,26 @@ that parity did not create.
 
 from __future__ import annotations
 
-import errno
+import json
 import shutil
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from .. import docker
-from ..errors import CheckFailed, InputError, PrerequisiteMissing
-from ..render import default_out
-from ..render.names import LABEL_MANAGED, LABEL_SERVICE, LABEL_STACK
-from . import UI, Delivered, Exec, ServiceStatus, Step, env_list, run_steps
+from ... import checkout, docker, images, lock, running, secrets, tls
+from ...datacompat import Written, check, forget, recalled, remember
+from ...errors import CheckFailed, InputError, PrerequisiteMissing
+from ...render import RenderContext, default_out, render, write
+from ...render.names import LABEL_MANAGED, LABEL_SERVICE, LABEL_STACK
+from ...yamlio import write_atomic
+from .. import UI, Step, run_steps
+from .ports import port_free, who_listens
+from .status import ComposeStatus, label
 
 MIN_FREE_BYTES = 2 * 1024**3
 
 
-def port_free(address: str, port: int) -> bool:
-    """True when ``address:port`` can be bound now (nobody listens there)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((address, port))
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            return False
-        raise
-    finally:
-        s.close()
-
-
-def who_listens(port: int) -> str:
-    """`` (users:…)`` naming the process listening on ``port`` (from ``ss``), or ''."""
-    if not shutil.which("ss"):
-        return ""
-    proc = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
-                          text=True)
-    users = proc.stdout.split("users:")
-    return f" ({users[1].strip()})" if len(users) > 1 else ""
-
-
-class ComposeLane:
+class ComposeLane(ComposeStatus):
     def __init__(self, root: Path, resolved, ui: UI | None = None, timeout: float = 600):
         self.root = root
         self.resolved = resolved
@@ -115,9 +92,6 @@ class ComposeLane:
         """Refuse to start an image on a volume an incompatible image wrote (see
         :mod:`parity.datacompat`): the containers that ran are the record, else what
         ``down`` remembered about the volumes it kept."""
-        from .. import running
-        from ..datacompat import check
-
         written = {w.service: w for w in self.writers()}
         if self.stack.services:
             kept = {r["Name"] for r in docker.labelled("volume", self._ours())}
@@ -133,16 +107,12 @@ class ComposeLane:
         return {LABEL_MANAGED: "true", LABEL_STACK: self.stack.name}
 
     def _recalled(self):
-        from ..datacompat import recalled
-
         return recalled(self.state, "compose")
 
     def writers(self) -> list:
         """The data of each stateful service with a container, and the image
         reference that container was created from (``Config.Image``: the reference
         the stack asked for, also after a rebuild moved its tag to a new ID)."""
-        from ..datacompat import Written
-
         rows = docker.labelled("container", self._ours())
         out = []
         for info in docker.inspect([r["ID"] for r in rows]):
@@ -175,9 +145,6 @@ class ComposeLane:
         return bool(rows)
 
     def render(self) -> str:
-        from .. import lock
-        from ..render import RenderContext, render, write
-
         files = render(self.stack, RenderContext.for_output(self.root, self.out))
         with lock.render_dir(self.root, self.out):
             changed = write(files, self.out)
@@ -185,8 +152,6 @@ class ComposeLane:
         return f"{self.file.relative_to(self.root)} ({'changed' if changed else 'unchanged'})"
 
     def materialize(self) -> str:
-        from .. import secrets, tls
-
         created = secrets.ensure(self.stack, self.state)
         secrets.write_env_files(self.stack, self.state)
         material = tls.ensure(self.state, self.stack.domain)
@@ -198,8 +163,6 @@ class ComposeLane:
         return ", ".join(parts)
 
     def images(self) -> str:
-        from .. import checkout, images
-
         checkout.refuse_shared_images(self.stack, self.root, "inv up")
         results = images.build(self.stack, self.root, progress=self.ui.line)
         pulled = self.pull_missing()
@@ -282,8 +245,6 @@ class ComposeLane:
         return f"{len(rows)} services ready"
 
     def _fail(self, what: str, compose_output: str) -> None:
-        from .. import secrets
-
         bad = [r for r in self.status(logs=True) if not r.ready]
         lines = [f"{what}:"]
         for r in bad:
@@ -300,12 +261,7 @@ class ComposeLane:
     def write_identity(self, rendered: str) -> None:
         """A Compose override adding this checkout's identity to every container
         (decision 0015); the render itself stays independent of the checkout."""
-        import json
-
-        import yaml
-
-        from .. import checkout
-        from ..yamlio import write_atomic
+        import yaml  # lazy: PyYAML is only needed here, to read the render back
 
         services = (yaml.safe_load(rendered) or {}).get("services") or {}
         labels = checkout.labels(checkout.identity(self.root))
@@ -318,7 +274,7 @@ class ComposeLane:
         project = {"com.docker.compose.project": self.project}
         for kind in ("container", "volume", "network"):
             foreign = [r for r in docker.labelled(kind, project)
-                       if _label(r.get("Labels", ""), LABEL_MANAGED) != "true"]
+                       if label(r.get("Labels", ""), LABEL_MANAGED) != "true"]
             if foreign:
                 names = ", ".join(sorted(r.get("Names") or r.get("Name", "?") for r in foreign))
                 raise InputError(
@@ -330,14 +286,12 @@ class ComposeLane:
         """Refuse before changing anything when the project holds objects parity did
         not create, or containers of another checkout (``up`` also: containers
         without this checkout's identity)."""
-        from .. import checkout
-
         self.refuse_foreign()
         mine = checkout.identity(self.root).id
         others: dict[str, list[str]] = {}
         unmarked = []
         for row in docker.labelled("container", {"com.docker.compose.project": self.project}):
-            owner = _label(row.get("Labels", ""), checkout.LABEL_CHECKOUT)
+            owner = label(row.get("Labels", ""), checkout.LABEL_CHECKOUT)
             if owner == mine:
                 continue
             if owner:
@@ -362,115 +316,6 @@ class ComposeLane:
                      "not yours: give this checkout its own environment: "
                      + checkout.stack_name_hint("compose"))
 
-    # ------------------------------------------------------------------ status
-
-    def endpoints(self) -> list[dict]:
-        return [{"route": r.name, "service": r.service,
-                 "url": self.stack.transport.browser_url(r.host, r.path)}
-                for r in sorted(self.stack.routes().values(), key=lambda r: r.name)]
-
-    def containers(self) -> dict[str, dict]:
-        if not self.file.exists():
-            rows = docker.labelled("container", {LABEL_MANAGED: "true",
-                                                 LABEL_STACK: self.stack.name})
-        else:
-            rows = docker.json_lines(self.compose("ps", "-a", "--format", "json",
-                                                  timeout=60).stdout)
-        out = {}
-        for row in rows:
-            labels = row.get("Labels", "")
-            service = row.get("Service") or _label(labels, "com.docker.compose.service")
-            if service:
-                out[service] = row
-        return out
-
-    def status(self, logs: bool = False) -> list[ServiceStatus]:
-        from .. import secrets
-
-        rows = self.containers()
-        inspected = {c["Config"]["Labels"].get("com.docker.compose.service"): c
-                     for c in docker.inspect([r["ID"] for r in rows.values()])} if rows else {}
-        urls = {}
-        for e in self.endpoints():
-            urls.setdefault(e["service"], e["url"])
-        out = []
-        for name, svc in self.stack.services.items():
-            info = inspected.get(name)
-            st = ServiceStatus(name, svc.phase, svc.workload, "missing", "none", False,
-                               endpoint=urls.get(name, ""))
-            if info is None:
-                st.reason = "no container (not started)"
-                out.append(st)
-                continue
-            state = info["State"]
-            st.state = state.get("Status", "unknown")
-            health = (state.get("Health") or {}).get("Status", "")
-            if svc.workload == "job":
-                if st.state == "exited":
-                    code = state.get("ExitCode")
-                    st.health = "completed" if code == 0 else "failed"
-                    st.ready = code == 0
-                    st.reason = "" if code == 0 else f"exited with code {code}"
-                else:
-                    st.health = "running"
-                    st.reason = "job still running"
-            else:
-                st.health = health or "none"
-                st.ready = st.state == "running" and health == "healthy"
-                if st.state in ("exited", "dead"):
-                    st.health = "failed"
-                    st.reason = (f"exited with code {state.get('ExitCode')}"
-                                 + (" (out of memory)" if state.get("OOMKilled") else ""))
-                elif st.state == "restarting":
-                    st.health = "failed"
-                    st.reason = f"restarting (restart count {info.get('RestartCount', 0)})"
-                elif health in ("unhealthy", "starting"):
-                    probe = (state.get("Health") or {}).get("Log") or []
-                    if probe:
-                        last = probe[-1]
-                        text = (last.get("Output") or "").strip().splitlines()
-                        st.reason = (f"readiness probe exit {last.get('ExitCode')}: "
-                                     f"{text[-1][:160] if text else 'no output'}")
-                    elif health == "starting":
-                        st.reason = "readiness probe has not run yet"
-            if logs and not st.ready:
-                proc = docker.run(["docker", "logs", "--tail", "20", info["Id"]], check=False,
-                                  timeout=30)
-                text = secrets.mask((proc.stdout + proc.stderr), self.state)
-                st.logs = text.strip().splitlines()[-20:]
-            out.append(st)
-        return out
-
-    # ------------------------------------------------------------------ live checks
-
-    def _running(self, service: str) -> dict | None:
-        row = self.containers().get(service)
-        if row is None or row.get("State") != "running":
-            return None
-        return row
-
-    def delivered(self, service: str) -> Delivered | None:
-        """The environment Docker started the service's container with (None when it
-        is not running, e.g. a job that completed)."""
-        row = self._running(service)
-        if row is None:
-            return None
-        info = docker.inspect([row["ID"]])[0]
-        image = docker.run(["docker", "image", "inspect", "--format",
-                            "{{json .Config.Env}}", info["Image"]], timeout=30).stdout
-        import json
-
-        return Delivered(env_list(info["Config"].get("Env")), env_list(json.loads(image)),
-                         frozenset(), info.get("Name", "").lstrip("/"))
-
-    def exec(self, service: str, argv: list[str], timeout: float = 60) -> Exec:
-        """Run ``argv`` inside the service's running container."""
-        row = self._running(service)
-        if row is None:
-            raise CheckFailed(f"{service} has no running container to run a command in")
-        proc = docker.run(["docker", "exec", row["ID"], *argv], check=False, timeout=timeout)
-        return Exec(proc.returncode, proc.stdout, proc.stderr)
-
     # ------------------------------------------------------------------ down
 
     def down(self, dry_run: bool = False, volumes: bool = False) -> str:
@@ -478,8 +323,6 @@ class ComposeLane:
         keep its data volumes for the next ``up`` (decision 0016); ``volumes`` (reset,
         ``inv down --volumes``) removes those too. ``dry_run``: name what would be
         removed, remove nothing."""
-        from ..datacompat import forget, remember
-
         docker.engine_ok()
         self.check_owner("down")
         ours = self._ours()
@@ -529,16 +372,6 @@ def _kept(volumes: list[str]) -> str:
 def _backup_command(volume: str, image: str) -> str:
     return (f"docker run --rm -v {volume}:/data:ro -v \"$PWD\":/backup --entrypoint tar "
             f"{image} czf /backup/{volume}.tgz -C /data .")
-
-
-def _label(labels: str | dict, key: str) -> str:
-    if isinstance(labels, dict):
-        return labels.get(key, "")
-    for part in labels.split(","):
-        k, _, v = part.partition("=")
-        if k == key:
-            return v
-    return ""
 
 
 def _count_actions(output: str) -> dict[str, int]:

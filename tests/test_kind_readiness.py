@@ -1,4 +1,4 @@
-"""Readiness verdicts (:mod:`parity.kreadiness`) on recorded status documents.
+"""Readiness verdicts (:mod:`parity.lifecycle.kind.readiness`) on recorded status documents.
 
 Each file in ``tests/fixtures/k8s-status/`` is one case: a ``kind: List`` as
 ``kubectl get <workload> pods pvc -o yaml`` prints it, holding the workload object,
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from parity.kreadiness import (Verdict, evaluate, pods_for, pvcs_for, service_status,
-                               workload_kind)
+from parity.lifecycle.kind.readiness import (Verdict, evaluate, pods_for, pvcs_for,
+                                             service_status, workload_kind)
 from parity.lifecycle import ServiceStatus
 from parity.validators import K8S_OLDEST, k8s_validate
 
@@ -365,7 +365,7 @@ def _route(*parents, generation: int = 1) -> dict:
 
 
 def test_gateway_verdicts():
-    from parity.kreadiness import gateway_verdict
+    from parity.lifecycle.kind.readiness import gateway_verdict
 
     # what the Gateway API CRD defaults a new Gateway's status to
     pending = _gateway(_cond("Accepted", "Unknown", "Pending", None, "Waiting for controller"),
@@ -389,7 +389,7 @@ def test_gateway_verdicts():
 
 
 def test_route_verdicts():
-    from parity.kreadiness import route_verdict
+    from parity.lifecycle.kind.readiness import route_verdict
 
     good = [_cond("Accepted", "True", "Accepted"), _cond("ResolvedRefs", "True", "ResolvedRefs")]
     assert route_verdict(_route(("edge", "https", good), ("edge", "https-host", good)),

@@ -1,4 +1,4 @@
-"""parity's only road to a Kubernetes API (parity.kubeaccess), without a cluster: a
+"""parity's only road to a Kubernetes API (parity.lifecycle.kind.kube), without a cluster: a
 stand-in API server (tests/fakeapi.py, a real HTTPS listener on 127.0.0.1) answers,
 fails or hangs; counting listeners stand for proxies and foreign servers that must
 see no connection.
@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 
 from fakeapi import CountingListener, FakeAPI, closed_port, kubeconfig_text
-from parity import kubeaccess
+from parity.lifecycle.kind import kube as kubeaccess
+from parity.lifecycle.kind import kubeconfig
 from parity.errors import InputError, PrerequisiteMissing
-from parity.kubeaccess import Kube, check_kubeconfig, subprocess_env
+from parity.lifecycle.kind import Kube, check_kubeconfig, subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = "parity-parity"
@@ -182,7 +183,7 @@ def _fifo(p: Path) -> None:
 
 def _huge(p: Path) -> None:
     with open(p, "wb") as fh:
-        fh.truncate(kubeaccess.MAX_KUBECONFIG_BYTES + 1)
+        fh.truncate(kubeconfig.MAX_KUBECONFIG_BYTES + 1)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -651,7 +652,7 @@ def test_every_refusal_is_in_the_error_catalogue(text):
 
 
 def test_a_dry_run_without_kind_builds_nothing(tmp_path, repo_copy, monkeypatch):
-    from parity.lifecycle import kindcli
+    from parity.lifecycle.kind import kindcli
 
     monkeypatch.setattr(kindcli, "find", lambda root: kindcli.Found(None, None, "to build",
                                                                     buildable=True))
@@ -668,7 +669,7 @@ def test_a_dry_run_without_kind_builds_nothing(tmp_path, repo_copy, monkeypatch)
 def test_a_transient_answer_is_asked_again(monkeypatch) -> None:
     """503 / 429 / "storage is (re)initializing" right after a CRD is Established are
     retried a few times (the k8s suite met it on a fresh machine); others are not."""
-    from parity import kubeaccess
+    from parity.lifecycle.kind import kube as kubeaccess
 
     monkeypatch.setattr("time.sleep", lambda s: None)
 

@@ -34,14 +34,9 @@ check, in its order:
   reason and message; otherwise ``running`` with the active/failed counts.
 
 **Pod and volume diagnosis.** When the controller verdict is not ready, the pods and
-PVCs passed in are searched for the most telling problem, which replaces the
-generic reason ("0 of 1 available" says nothing a person can act on). In order:
-container errors (``CreateContainerConfigError`` such as a missing secret key,
-``CreateContainerError``, ``InvalidImageName``, ``ErrImagePull``/``ImagePullBackOff``,
-``OOMKilled``, ``CrashLoopBackOff``, a non-zero exit, an evicted pod; init containers
-first), then a ``Pending`` or ``Lost`` PVC, then an unschedulable pod, then a running
-container that is not ready (its readiness probe fails). Terminating pods are
-ignored. A failed verdict keeps its own state and gets the problem appended.
+PVCs passed in are searched for the most telling problem (:mod:`.diagnosis`), which
+replaces the generic reason. A failed verdict keeps its own state and gets the
+problem appended.
 
 **Vocabulary.** ``state``: ``available``, ``progressing``, ``rolling out``,
 ``pending``, ``running`` (a Job), ``complete``, ``failed``, ``missing``. ``health``,
@@ -52,12 +47,12 @@ as in the compose lane's table: ``healthy``, ``starting``, ``unhealthy``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .lifecycle import ServiceStatus
+from .. import ServiceStatus
+from .diagnosis import Problem, condition, diagnose, one_line
 
 __all__ = ["Verdict", "evaluate", "service_status", "pods_for", "pvcs_for", "workload_kind"]
 
@@ -71,28 +66,6 @@ class Verdict:
 
 
 MISSING = Verdict(False, "missing", "none", "not created yet")
-
-#: Waiting reasons that mean the container cannot start as things stand, ranked
-#: (lower is more telling). ``CrashLoopBackOff`` is handled apart (OOMKilled first).
-_WAITING_RANK = {
-    "CreateContainerConfigError": 0,
-    "CreateContainerError": 0,
-    "InvalidImageName": 0,
-    "ErrImageNeverPull": 1,
-    "ErrImagePull": 1,
-    "ImagePullBackOff": 1,
-    "RunContainerError": 3,
-}
-_RANK_OOM = 2
-_RANK_CRASH = 3
-_RANK_PVC = 4
-_RANK_UNSCHEDULABLE = 5
-_RANK_NOT_READY = 6
-
-#: kubelet's back-off message ends with ``container=<name> pod=<pod>_<ns>(<uid>)``:
-#: noise next to a reason that already names the container ("... restarting failed
-#: container" is kept).
-_BACKOFF_TAIL = re.compile(r"(\bcontainer)=\S+\s+pod=\S+\s*$")
 
 
 # --------------------------------------------------------------------------- selection
@@ -212,11 +185,11 @@ def gateway_verdict(gw: dict | None) -> Verdict:
         return MISSING
     generation = (gw.get("metadata") or {}).get("generation") or 0
     status = gw.get("status") or {}
-    accepted = _condition(status, "Accepted")
+    accepted = condition(status, "Accepted")
     if accepted and accepted.get("status") == "False":
         return Verdict(False, "failed", "failed", "Gateway not accepted: "
                        f"{_reason_of(accepted)}")
-    programmed = _condition(status, "Programmed")
+    programmed = condition(status, "Programmed")
     if programmed is None or _stale(programmed, generation):
         return Verdict(False, "pending", "starting", "waiting for the Gateway controller")
     if programmed.get("status") != "True":
@@ -240,8 +213,8 @@ def route_verdict(route: dict | None, gateway: str) -> Verdict:
         return Verdict(False, "pending", "starting",
                        f"not yet accepted by Gateway {gateway}")
     for parent in parents:  # one entry per listener section the route attaches to
-        accepted = _condition(parent, "Accepted")
-        resolved = _condition(parent, "ResolvedRefs")
+        accepted = condition(parent, "Accepted")
+        resolved = condition(parent, "ResolvedRefs")
         section = (parent.get("parentRef") or {}).get("sectionName")
         where = f" (listener {section})" if section else ""
         if accepted is None or _stale(accepted, generation):
@@ -263,7 +236,7 @@ def _stale(cond: dict, generation: int) -> bool:
 
 def _reason_of(cond: dict) -> str:
     reason = cond.get("reason") or "no reason given"
-    message = _one_line(cond.get("message") or "")
+    message = one_line(cond.get("message") or "")
     return f"{reason} ({message})" if message and message != reason else reason
 
 
@@ -281,13 +254,13 @@ def _deployment(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
     if stale:
         return stale
     want = _replicas(spec)
-    progressing = _condition(status, "Progressing")
+    progressing = condition(status, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         # The condition's message ("ReplicaSet ... has timed out progressing") is
         # generic: a pod's problem, when there is one, says more.
-        problem = _diagnose(pods, pvcs)
+        problem = diagnose(pods, pvcs)
         detail = problem.reason if problem else \
-            _one_line(progressing.get("message") or "no progress")
+            one_line(progressing.get("message") or "no progress")
         return _failed(f"progress deadline exceeded: {detail}", problem)
     updated = status.get("updatedReplicas") or 0
     current = status.get("replicas") or 0
@@ -344,16 +317,16 @@ def _statefulset(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
 
 def _job(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    done = _condition(status, "Complete", "True")
+    done = condition(status, "Complete", "True")
     if done:
         took = _duration(status.get("startTime"), status.get("completionTime"))
         return Verdict(True, "complete", "completed", f"completed in {took}" if took
                        else "completed")
-    failed = _condition(status, "Failed", "True") or _condition(status, "FailureTarget", "True")
+    failed = condition(status, "Failed", "True") or condition(status, "FailureTarget", "True")
     if failed:
-        text = ": ".join(t for t in (failed.get("reason"), _one_line(failed.get("message") or ""))
+        text = ": ".join(t for t in (failed.get("reason"), one_line(failed.get("message") or ""))
                          if t) or "failed"
-        problem = _diagnose(pods, pvcs)
+        problem = diagnose(pods, pvcs)
         return _failed(f"{text}; {problem.reason}" if problem else text, problem)
     if spec.get("suspend"):
         return Verdict(False, "pending", "none", "suspended")
@@ -364,23 +337,15 @@ def _job(obj: dict, pods: list[dict], pvcs: list[dict]) -> Verdict:
 
 # --------------------------------------------------------------------------- helpers
 
-@dataclass(frozen=True)
-class _Problem:
-    rank: int
-    health: str
-    reason: str
-    state: str | None = None   # overrides the controller's state (pending)
-
-
 def _waiting(state: str, generic: str, pods: list[dict], pvcs: list[dict],
              health: str = "starting") -> Verdict:
-    problem = _diagnose(pods, pvcs)
+    problem = diagnose(pods, pvcs)
     if problem is None:
         return Verdict(False, state, health, generic)
     return Verdict(False, problem.state or state, problem.health, problem.reason)
 
 
-def _failed(text: str, problem: _Problem | None) -> Verdict:
+def _failed(text: str, problem: Problem | None) -> Verdict:
     """A terminal verdict; a problem that is only a wait (pending) still reads failed."""
     health = problem.health if problem and problem.health in ("failed", "unhealthy") \
         else "failed"
@@ -404,126 +369,6 @@ def _replicas(spec: dict) -> int:
     value = spec.get("replicas")
     return 1 if value is None else int(value)   # the API server's default
 
-
-def _condition(status: dict, kind: str, value: str | None = None) -> dict | None:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == kind and (value is None or cond.get("status") == value):
-            return cond
-    return None
-
-
-def _diagnose(pods: list[dict], pvcs: list[dict]) -> _Problem | None:
-    """The most telling problem among the pods and claims (lowest rank; the first
-    one found among equals)."""
-    found: list[_Problem] = []
-    for pvc in pvcs:
-        found.extend(_pvc_problems(pvc))
-    for pod in pods:
-        found.extend(_pod_problems(pod))
-    return min(found, key=lambda p: p.rank) if found else None
-
-
-def _pvc_problems(pvc: dict) -> list[_Problem]:
-    name = (pvc.get("metadata") or {}).get("name", "?")
-    phase = (pvc.get("status") or {}).get("phase")
-    if phase == "Pending":
-        return [_Problem(_RANK_PVC, "starting",
-                         f"pending PVC {name}: waiting for a volume to be provisioned",
-                         state="pending")]
-    if phase == "Lost":
-        volume = (pvc.get("spec") or {}).get("volumeName") or "?"
-        return [_Problem(0, "failed", f"PVC {name} lost its volume {volume}")]
-    return []
-
-
-def _pod_problems(pod: dict) -> list[_Problem]:
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    if meta.get("deletionTimestamp"):
-        return []   # going away: an old replica, or a Job's pod being cleaned up
-    found: list[_Problem] = []
-    if status.get("phase") == "Failed" and status.get("reason"):
-        # Evicted, or a pod-level deadline: the containers' states say less.
-        found.append(_Problem(_RANK_CRASH, "failed", f"pod {meta.get('name', '?')} "
-                              f"{status['reason']}: {_one_line(status.get('message') or '')}"
-                              .rstrip(": ")))
-    limits = {c.get("name"): ((c.get("resources") or {}).get("limits") or {}).get("memory")
-              for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
-    for cs in status.get("initContainerStatuses") or []:
-        p = _container_problem(cs, f"init container {cs.get('name', '?')}",
-                               limits.get(cs.get("name")), init=True)
-        if p:
-            found.append(p)
-    for cs in status.get("containerStatuses") or []:
-        p = _container_problem(cs, cs.get("name", "?"), limits.get(cs.get("name")),
-                               init=False, pod_running=status.get("phase") == "Running")
-        if p:
-            found.append(p)
-    scheduled = _condition(status, "PodScheduled", "False")
-    if status.get("phase") == "Pending" and scheduled:
-        found.append(_Problem(_RANK_UNSCHEDULABLE, "starting", "unschedulable: " + _one_line(
-            scheduled.get("message") or scheduled.get("reason") or "no node fits"),
-            state="pending"))
-    return found
-
-
-def _container_problem(cs: dict, label: str, memory_limit: str | None, init: bool,
-                       pod_running: bool = False) -> _Problem | None:
-    if cs.get("ready"):
-        return None
-    state = cs.get("state") or {}
-    waiting = state.get("waiting") or {}
-    terminated = state.get("terminated") or {}
-    last = (cs.get("lastState") or {}).get("terminated") or {}
-    restarts = cs.get("restartCount") or 0
-    counted = f" (restarts {restarts})" if restarts else ""
-    why = waiting.get("reason")
-    if why in _WAITING_RANK:
-        message = _one_line(_BACKOFF_TAIL.sub(r"\1", waiting.get("message") or ""))
-        return _Problem(_WAITING_RANK[why], "failed",
-                        f"{label}: {why}{counted}" + (f": {message}" if message else ""))
-    oom = terminated if terminated.get("reason") == "OOMKilled" else \
-        last if last.get("reason") == "OOMKilled" else None
-    if oom is not None:
-        text = f"{label}: OOMKilled{counted}: exit code {oom.get('exitCode', 137)}"
-        if memory_limit:
-            text += f", memory limit {memory_limit}"
-        return _Problem(_RANK_OOM, "failed", text)
-    if why == "CrashLoopBackOff":
-        message = _one_line(_BACKOFF_TAIL.sub(r"\1", waiting.get("message") or ""))
-        text = f"{label}: CrashLoopBackOff{counted}" + (f": {message}" if message else "")
-        if last.get("exitCode") is not None:
-            text += f"; last exit code {last['exitCode']}"
-        return _Problem(_RANK_CRASH, "failed", text)
-    if terminated and terminated.get("exitCode", 0) != 0:
-        text = f"{label}: exited with code {terminated['exitCode']}"
-        if terminated.get("reason"):
-            text += f" ({terminated['reason']})"
-        detail = _last_line(terminated.get("message") or "")
-        if detail:
-            text += f": {detail}"
-        return _Problem(_RANK_CRASH, "failed", text)
-    if "running" in state and not init and pod_running:
-        since = _timestamp(state["running"].get("startedAt"))
-        text = f"{label}: readiness probe failing{counted}"
-        if since:
-            text += f" (running since {since})"
-        return _Problem(_RANK_NOT_READY, "unhealthy", text)
-    return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _last_line(text: str, limit: int = 160) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[-1][:limit] if lines else ""
-
-
-def _timestamp(value) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value) if value else ""
 
 
 def _parse_time(value) -> datetime | None:

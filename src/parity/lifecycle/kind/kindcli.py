@@ -21,7 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CheckFailed, PrerequisiteMissing
+from ... import fsio
+from ...errors import CheckFailed, PrerequisiteMissing
 
 KIND_MIN = (0, 30, 0)
 MODULE_DIR = Path("overlays/images/offline/kind-node/kind")
@@ -93,8 +94,6 @@ def ensure(root: Path, say=None) -> str:
         raise PrerequisiteMissing(f"{found.how}; the kind lane needs kind {v} or newer",
                                   hint=install_hint(root))
     target = cached_path(root)
-    from .. import fsio
-
     fsio.ensure_dir(target.parent)
     if say:
         say(f"  building kind {pinned_version(root)} from the Go module proxy into "
