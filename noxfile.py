@@ -40,7 +40,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """yamllint the stack inputs; byte-compile the engine."""
     _install(session)
-    session.run("yamllint", "-s", "-c", ".yamllint", "base", "overlays")
+    session.run("yamllint", "-s", "-c", ".yamllint", "base", "overlays", "images")
     session.run("python", "-m", "compileall", "-q", "src", "tasks.py", "noxfile.py")
     session.run("inv", "schema", "--check")
 

@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CASES = HERE / "faults"
 SRC = ROOT / "src"
-INPUTS = ("base", "overlays", "apps", "checks")
+INPUTS = ("base", "overlays", "images", "apps", "checks")
 CATEGORIES = ("browser-urls", "readiness-order", "placement", "release-drift",
               "env-contracts", "secrets-as-config", "dns-and-namespaces", "build-contexts",
               "legit")

@@ -6,7 +6,7 @@
 * **dockerfile** — a service with ``build: {context, dockerfile?, target?, args?}``:
   ``docker build -t IMAGE --label ... [--build-arg K=V] -f DOCKERFILE CONTEXT``.
 * **rootfs** — a base image made without any registry, from a recipe directory
-  holding ``recipe.yaml`` and ``packages.txt`` (``overlays/images/<profile>/base/``):
+  holding ``recipe.yaml`` and ``packages.txt`` (``images/base/``):
   ``debootstrap --variant=minbase --include=... SUITE ROOTFS MIRROR``, cleanup, then
   ``tar -C ROOTFS -c . | docker import --change ... - IMAGE``. It is planned when a
   Dockerfile's ``FROM`` or a build arg names the recipe's image.
@@ -168,9 +168,9 @@ class ImageResult:
 
 
 def find_recipes(root: Path) -> dict[str, Path]:
-    """Base recipes: image name -> recipe directory (``overlays/images/**/recipe.yaml``)."""
+    """Base recipes: image name -> recipe directory (``images/**/recipe.yaml``)."""
     out: dict[str, Path] = {}
-    images = root / "overlays" / "images"
+    images = root / "images"
     for f in sorted(images.rglob(RECIPE_FILE)) if images.is_dir() else []:
         recipe = _load_recipe(f.parent, root)
         name = recipe["image"]
