@@ -19,7 +19,7 @@ tunes the checks against):
 For every case the repository inputs (base/, overlays/ without overlays/local/, apps/,
 checks/) are copied to a temporary directory, the edits applied, and
 ``parity.offline.run(copy)`` runs with no ``PARITY_*`` variables: exactly what
-``nox -s validate`` does. Scoring:
+``nox -s verify`` does. Scoring:
 
 - a ``caught`` case is **caught** when some row failed, **located** when some failed
   row's problem text contains ``<where>:<line>``;
