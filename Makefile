@@ -15,8 +15,8 @@ SEL     = $(if $(MODE),--mode $(MODE)) $(if $(PHASE),--phase $(PHASE)) $(if $(PR
 RUN    := $(if $(SHIM),PATH="$(CURDIR)/testbin/docker-shim:$$PATH" )
 
 .DEFAULT_GOAL := help
-.PHONY: help venv bytecode engine test test-deps validate render lint diff config images doctor \
-	up status check browser-deps down reset compose-up compose-status compose-validate compose-down \
+.PHONY: help venv bytecode engine test test-deps verify render lint diff config images doctor \
+	up status validate browser-deps down reset compose-up compose-status compose-validate compose-down \
 	compose-reset compose-doctor down-volumes kind-parity-up kind-parity-status kind-parity-validate \
 	kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor \
 	kind-parity-images compose-down-volumes
@@ -46,7 +46,7 @@ engine:  ## make sure a Docker engine and the Compose v2 plugin run (installs th
 # have installed fails instead, naming it (tests/conftest.py); -rs lists every skip.
 test: venv engine browser-deps test-deps  ## the test suite (unit, golden, validators, control plane, both lanes end to end with a real browser)
 	REQUIRE_ALL_TESTS=1 $(BIN)/pytest -q -rs
-	REQUIRE_ALL_TESTS=1 $(NOX) -s validate
+	REQUIRE_ALL_TESTS=1 $(NOX) -s verify
 	REQUIRE_ALL_TESTS=1 $(NOX) -s k8s
 	REQUIRE_ALL_TESTS=1 $(NOX) -s e2e_compose
 	REQUIRE_ALL_TESTS=1 $(NOX) -s e2e_kind
@@ -54,8 +54,8 @@ test: venv engine browser-deps test-deps  ## the test suite (unit, golden, valid
 test-deps:  ## the Debian packages the tests run real servers from (installs them on Debian 12 as root, else names them)
 	@bash .ci/install-test-deps.sh
 
-validate: venv  ## offline parity lane: render, validate, lint and diff all six combinations of every image profile
-	$(NOX) -s validate
+verify: venv  ## offline parity lane: render, schema-check, lint and diff all six combinations of every image profile
+	$(NOX) -s verify
 
 render: venv  ## render MODE/PHASE into .parity/build/ (make render MODE=kind PHASE=2)
 	$(INV) render $(SEL)
@@ -83,7 +83,7 @@ doctor: venv  ## every prerequisite of the lane at once; changes nothing (exit 3
 status: venv  ## one row per service with state, health, reason, endpoint
 	$(RUN)$(INV) status $(SEL)
 
-check: venv $(if $(BROWSER),browser-deps)  ## the live checks (readiness, smoke through the edge, identity, contract); BROWSER=1 adds a real browser login
+validate: venv $(if $(BROWSER),browser-deps)  ## the live checks (readiness, smoke through the edge, identity, contract); BROWSER=1 adds a real browser login
 	$(RUN)$(INV) validate $(strip $(SEL) $(if $(BROWSER),--browser))
 
 browser-deps:  ## Chromium and certutil from Debian for BROWSER=1 (installs them on Debian 12 when missing)
@@ -99,7 +99,7 @@ reset: venv  ## destroy and recreate from zero (deletes the data)
 	$(RUN)$(INV) reset $(SEL)
 
 compose-up compose-status compose-validate compose-down compose-down-volumes compose-reset compose-doctor: venv  ## compose lane aliases
-	$(MAKE) --no-print-directory $(subst validate,check,$(subst compose-,,$@)) MODE=compose
+	$(MAKE) --no-print-directory $(subst compose-,,$@) MODE=compose
 
 kind-parity-up kind-parity-status kind-parity-validate kind-parity-down kind-parity-down-volumes kind-parity-reset kind-parity-doctor kind-parity-images: venv  ## kind lane aliases
-	$(MAKE) --no-print-directory $(subst validate,check,$(subst kind-parity-,,$@)) MODE=kind
+	$(MAKE) --no-print-directory $(subst kind-parity-,,$@) MODE=kind

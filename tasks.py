@@ -300,15 +300,15 @@ def images(c, mode="compose", phase=3, profile=None, set=None, force=False):
     _out(cli.images(ROOT, _sel(mode, phase, profile, set), force))
 
 
-@task(name="validate-offline", auto_shortflags=False,
+@task(name="verify", auto_shortflags=False,
       help={"live": "also run the live checks against the running environment"})
 @engine
-def validate_offline(c, live=False):
-    """Offline parity lane: render, validate, lint and diff all six combinations."""
+def verify(c, live=False):
+    """Offline parity lane: render, schema-check, lint and diff all six combinations."""
     from parity import cli
 
     _finish(*cli.validate_offline(ROOT, live))
 
 
 ns = Collection(config, explain, render, lint, diff, doctor, up, status, validate, down, reset,
-                images, validate_offline, variables, schema)
+                images, verify, variables, schema)

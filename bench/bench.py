@@ -38,7 +38,7 @@ Sections (one table at the end, and bench/results.json):
                this repository against a bare one-task Invoke collection (``inv
                --list`` and its task), interleaved, medians of --startup-runs;
                ``inv status`` (no environment) with Docker.
-4. offline   - ``inv validate-offline`` (the work of ``nox -s validate``).
+4. offline   - ``inv verify`` (the work of ``nox -s verify``).
 5. compose   - ``inv up --mode compose --phase 1 --profile offline`` against raw
                ``docker compose up -d --wait`` on the same rendered file, and a repeated
                ``inv up`` with nothing changed (time, containers recreated). Needs a
@@ -521,10 +521,10 @@ def bench_startup(res: Results, runs: int, docker: bool, workdir: Path) -> None:
 
 
 def bench_offline(res: Results, runs: int) -> None:
-    print("offline: inv validate-offline", flush=True)
-    samples = [measure([INV, "validate-offline"], check=False) for _ in range(runs)]
+    print("offline: inv verify", flush=True)
+    samples = [measure([INV, "verify"], check=False) for _ in range(runs)]
     tail = (samples[-1].stdout.strip().splitlines() or [""])[-1]
-    res.add("offline", "inv validate-offline (6 combinations)", samples,
+    res.add("offline", "inv verify (6 combinations)", samples,
             note=f"exit {samples[-1].returncode}: {tail}")
 
 
@@ -682,7 +682,7 @@ def targets(rows: list[dict], sizes: list[int]) -> list[dict]:
     judge("no-op inv up (compose): <= 1.5 s, 0 containers recreated",
           find("compose", "inv up again, nothing changed"), "parity_s", 1.5,
           lambda r: bool(r.get("recreated")) and all(x == 0 for x in r["recreated"]))
-    judge("offline validate < 5 s", find("offline", "inv validate-offline (6 combinations)"),
+    judge("offline verify < 5 s", find("offline", "inv verify (6 combinations)"),
           "parity_s", 5)
     for phase in (1, 3):
         judge(f"no-op inv up --mode kind phase {phase}: < 15 s, no pod restarted",
@@ -756,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     if docker and "kind" not in skip:
         section("kind", bench_kind, args.kind_runs)
     if not docker:
-        print("no Docker engine (or --docker no): inv status, validate-offline, the "
+        print("no Docker engine (or --docker no): inv status, verify, the "
               "compose and the kind sections were not run", flush=True)
     goals = save()
     table(res.rows)

@@ -19,7 +19,7 @@ tunes the checks against):
 For every case the repository inputs (base/, overlays/ without overlays/local/, apps/,
 checks/) are copied to a temporary directory, the edits applied, and
 ``parity.offline.run(copy)`` runs with no ``PARITY_*`` variables: exactly what
-``nox -s validate`` does. Scoring:
+``nox -s verify`` does. Scoring:
 
 - a ``caught`` case is **caught** when some row failed, **located** when some failed
   row's problem text contains ``<where>:<line>``;
@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CASES = HERE / "faults"
 SRC = ROOT / "src"
-INPUTS = ("base", "overlays", "apps", "checks")
+INPUTS = ("base", "overlays", "images", "apps", "checks")
 CATEGORIES = ("browser-urls", "readiness-order", "placement", "release-drift",
               "env-contracts", "secrets-as-config", "dns-and-namespaces", "build-contexts",
               "legit")

@@ -114,7 +114,7 @@ def repo_copy(tmp_path) -> Path:
     """A copy of the stack inputs (base/, overlays/, apps/) to break on purpose."""
     dst = tmp_path / "repo"
     dst.mkdir()
-    for name in ("base", "overlays", "apps"):
+    for name in ("base", "overlays", "images", "apps"):
         src = ROOT / name
         if src.exists():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("local"))

@@ -343,7 +343,7 @@ class Mutator:
 def fuzz_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fuzz") / "repo"
     root.mkdir()
-    for name in ("base", "overlays", "apps"):
+    for name in ("base", "overlays", "images", "apps"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("local"))
     return root
 

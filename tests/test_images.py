@@ -120,7 +120,7 @@ def test_inputs_hash_covers_args_target_parent_id_and_fetch(tmp_path):
 
 
 def test_inputs_hash_of_the_base_recipe_follows_packages_txt(tmp_path):
-    src = ROOT / "overlays" / "images" / "offline" / "base"
+    src = ROOT / "images" / "base"
     recipe_dir = tmp_path / "base"
     shutil.copytree(src, recipe_dir)
     ib = planner._rootfs_build(BASE, recipe_dir, tmp_path)
@@ -141,7 +141,7 @@ def test_read_packages(tmp_path):
 
 
 def test_the_offline_base_lists_what_the_images_need():
-    pkgs = set(images.read_packages(ROOT / "overlays/images/offline/base/packages.txt"))
+    pkgs = set(images.read_packages(ROOT / "images/base/packages.txt"))
     assert {"postgresql-15", "redis-server", "nginx-light", "nats-server", "docker-registry",
             "curl", "ca-certificates", "tini", "python3", "python3-psycopg2",
             "python3-redis", "python3-cryptography", "python3-jwt", "python3-grpcio",
@@ -171,7 +171,7 @@ def test_plan_of_the_offline_profile_is_unique_and_base_first():
     names = [ib.image for ib in plan]
     assert len(names) == len(set(names))
     assert names[0] == BASE and plan[0].kind == "rootfs"
-    assert plan[0].rel == "overlays/images/offline/base"
+    assert plan[0].rel == "images/base"
     rest = plan[1:]
     assert all(ib.depends_on == (BASE,) and ib.network == "none" for ib in rest)
     by_name = {ib.image: ib for ib in rest}
@@ -232,7 +232,7 @@ def test_missing_docker_is_a_prerequisite_error(monkeypatch):
 
 
 def test_missing_debootstrap_is_a_prerequisite_error(monkeypatch, tmp_path):
-    ib = planner._rootfs_build(BASE, ROOT / "overlays/images/offline/base", ROOT)
+    ib = planner._rootfs_build(BASE, ROOT / "images/base", ROOT)
     monkeypatch.setattr(rootfs.shutil, "which", lambda name: None)
     with pytest.raises(PrerequisiteMissing) as exc:
         rootfs.build_rootfs(ib, tmp_path, "0" * 64, open(os.devnull, "w"),
@@ -284,7 +284,7 @@ def test_fetch_checks_the_pinned_sha256(tmp_path):
 
 def test_fetch_lists_pin_versions_and_hashes():
     for name in ("temporal", "openbao"):
-        (f,) = images.load_fetch(ROOT / "overlays/images/offline" / name, ROOT)
+        (f,) = images.load_fetch(ROOT / "images" / name, ROOT)
         assert f.version and f.sha256, name
 
 

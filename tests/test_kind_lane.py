@@ -196,7 +196,7 @@ def clone(tmp_path) -> Path:
 
     dst = tmp_path / "clone"
     dst.mkdir()
-    for name in ("base", "overlays", "checks", "src", "apps"):
+    for name in ("base", "overlays", "images", "checks", "src", "apps"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns(
             "local", "__pycache__", "*.egg-info"))
     shutil.copy(ROOT / "tasks.py", dst / "tasks.py")

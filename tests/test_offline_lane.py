@@ -18,7 +18,7 @@ def default_rows(tmp_path_factory):
     import shutil
 
     root = tmp_path_factory.mktemp("lane")
-    for name in ("base", "overlays"):
+    for name in ("base", "overlays", "images"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("local"))
     rows, _ = offline.run(root, environ={})
     return rows

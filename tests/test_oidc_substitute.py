@@ -1,4 +1,4 @@
-"""The offline profile's Keycloak substitute (overlays/images/offline/keycloak-substitute),
+"""The offline profile's Keycloak substitute (apps/oidc-substitute),
 run in-process on 127.0.0.1 with a temporary realm file: no Docker needed."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import requests
 jwt = pytest.importorskip("jwt", reason="PyJWT is a dev dependency (pip install PyJWT)")
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "overlays" / "images" / "offline" / "keycloak-substitute" / "server.py"
+SERVER = ROOT / "apps" / "oidc-substitute" / "server.py"
 ISSUER_BASE = "https://auth.parity.localhost"
 CLIENT_ID = "parity-dev"
 CLIENT_SECRET = "s3cret-" + "x" * 20

@@ -27,7 +27,7 @@ def test_up_records_and_every_later_command_defaults_to_it(tmp_path):
     data = json.loads((tmp_path / ".parity" / "running.json").read_text())
     assert data == {"compose": {"phase": 3, "profile": "offline",
                                 "sets": ["services.api.replicas=2"]}}
-    # `make up PHASE=3` then plain `make check`: phase 3, profile offline, same --set
+    # `make up PHASE=3` then plain `make validate`: phase 3, profile offline, same --set
     assert running.resolve(tmp_path, None, None, None, None, environ={}) == \
         ("compose", 3, "offline", ("services.api.replicas=2",), "")
 
@@ -80,9 +80,9 @@ def test_down_clears_the_record_and_a_broken_record_is_no_record(tmp_path):
 
 # --------------------------------------------------------------------------- Makefile
 
-@pytest.mark.parametrize("target", ["status", "check", "down", "reset", "up", "doctor"])
+@pytest.mark.parametrize("target", ["status", "validate", "down", "reset", "up", "doctor"])
 def test_make_passes_only_the_flags_the_user_set(target):
-    """`make check` after `make up PHASE=3` must not force phase 1 on inv."""
+    """`make validate` after `make up PHASE=3` must not force phase 1 on inv."""
     out = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT,
                          capture_output=True, text=True).stdout
     line = next(x for x in out.splitlines() if " inv " in f" {x} " or "/inv " in x)

@@ -1,9 +1,9 @@
 """Shared runtime helpers of parity's reference workloads (api, web, worker).
 
-This file is vendored byte-for-byte into apps/api, apps/web and apps/worker,
-because each image is built from its own directory (the model's build context
-is apps/<name>). tests/test_apps.py fails when the copies differ: edit one,
-copy it to the others.
+There is one copy, here: api, web and worker share it. The build context of
+every app is apps/ (the model's `build: {context: apps, dockerfile:
+<name>/Dockerfile}`), and each Dockerfile copies this file beside its app's
+main.py, so the apps import it as `deps`.
 
 Only the standard library is imported at module level. psycopg2, redis and
 grpc are imported inside the functions that need them, so the web image

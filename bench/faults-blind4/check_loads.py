@@ -29,7 +29,7 @@ for case in sorted(corpus.glob("*/*.yaml")):
         assert "where" not in spec and case.parent.name == "legit", case
     tmp = Path(tempfile.mkdtemp())
     try:
-        for d in ("base", "overlays", "apps", "checks"):
+        for d in ("base", "overlays", "images", "apps", "checks"):
             shutil.copytree(REPO / d, tmp / d, symlinks=True,
                             ignore=shutil.ignore_patterns("local") if d == "overlays" else None)
         for e in spec["edit"]:

@@ -2,7 +2,8 @@
 
 Every user-facing error names where the problem is (``file:line`` and the key
 path, or the object and field) and the next step. ``tasks.py`` turns these into
-``invoke.Exit(message, code)``; tracebacks are shown only with ``--debug``.
+``invoke.Exit(message, code)``; a traceback is shown only when the environment
+variable ``PARITY_DEBUG`` is set (there is no ``--debug`` flag).
 
 Exit codes: 0 success, 1 a check or parity rule failed, 2 bad input or usage
 (nothing written), 3 a prerequisite is missing.

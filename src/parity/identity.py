@@ -3,7 +3,7 @@ into the realm import file that the identity provider reads.
 
 The default image profile runs Keycloak, which imports the file with
 ``--import-realm``; the offline profile runs the substitute
-(``overlays/images/offline/keycloak-substitute``), which reads the same file. So the
+(``apps/oidc-substitute``), which reads the same file. So the
 clients, redirect URIs, audiences and users a browser meets are the same in every
 mode and profile, and they are model values: a mode that changes one is contract
 drift in ``inv diff`` (docs/identity.md).

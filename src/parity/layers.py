@@ -262,7 +262,7 @@ class _Scan:
         for p, k in self.entries(d):
             stem = p.name.rsplit(".", 1)[0] if _is_yaml(p.name) else p.name
             if k == "dir" and known is None:
-                continue  # overlays/images/<profile>/: build inputs
+                continue  # a directory beside the profiles is no layer (builds: images/)
             if k == "file" and not _is_yaml(p.name):
                 continue  # notes, READMEs: not layers
             if known is not None and (k == "dir" or stem not in known):

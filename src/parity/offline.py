@@ -1,4 +1,4 @@
-"""The offline parity lane (``nox -s validate``, ``inv validate-offline``).
+"""The offline parity lane (``nox -s verify``, ``inv verify``).
 
 For every mode and phase: render into ``.parity/build/``, then check the output with
 the external validators (kubernetes-validate strict for 1.31 and the newest

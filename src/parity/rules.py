@@ -6,7 +6,7 @@ catch a literal browser URL written into an env value, a floating image tag or a
 service that reaches another without waiting for it: both modes carry the same
 mistake. Each rule here is one small function over the merged model of one
 selection (mode + phase), with an id, a message naming ``file:line`` (from the
-provenance of the value) and the fix. ``inv lint`` and ``nox -s validate`` run them;
+provenance of the value) and the fix. ``inv lint`` and ``nox -s verify`` run them;
 docs/errors.md lists every rule.
 
 A team may waive a waivable rule for a path, with a reason and an end date, under

@@ -4,7 +4,7 @@
 ``--set`` values in ``.parity/running.json`` (atomically, one entry per mode);
 ``down`` clears the mode's entry. Every later lifecycle command (status, validate,
 doctor, down, reset, up itself) defaults to that record for each value the user
-does not pass (``up`` takes no ``--set`` from it: an override is one-off), so ``make up PHASE=3`` followed by plain ``make check`` checks phase
+does not pass (``up`` takes no ``--set`` from it: an override is one-off), so ``make up PHASE=3`` followed by plain ``make validate`` checks phase
 3. A value passed explicitly always wins; where it differs from the running one the
 command says so (:func:`resolve` returns the note), because a check of phase 1
 against a phase-3 environment reports the difference, not a fault.

@@ -1,5 +1,5 @@
 """External validators for rendered output, shared by the tests and the offline
-parity lane (``nox -s validate``).
+parity lane (``nox -s verify``).
 
 - kubernetes-validate, strict, for core kinds (Kubernetes 1.31 and the newest
   schemas the installed package ships);

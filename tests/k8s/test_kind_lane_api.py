@@ -302,7 +302,7 @@ def wait_gone(cp: ControlPlane, paths: list[str], timeout: float = 120) -> None:
 
 def copy_inputs(dst: Path) -> Path:
     dst.mkdir(parents=True)
-    for name in ("base", "overlays", "checks", "apps"):
+    for name in ("base", "overlays", "images", "checks", "apps"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns(
             "local", "__pycache__", "*.egg-info"))
     return dst

@@ -6,7 +6,7 @@
 * **dockerfile** — a service with ``build: {context, dockerfile?, target?, args?}``:
   ``docker build -t IMAGE --label ... [--build-arg K=V] -f DOCKERFILE CONTEXT``.
 * **rootfs** — a base image made without any registry, from a recipe directory
-  holding ``recipe.yaml`` and ``packages.txt`` (``overlays/images/<profile>/base/``):
+  holding ``recipe.yaml`` and ``packages.txt`` (``images/base/``):
   ``debootstrap --variant=minbase --include=... SUITE ROOTFS MIRROR``, cleanup, then
   ``tar -C ROOTFS -c . | docker import --change ... - IMAGE``. It is planned when a
   Dockerfile's ``FROM`` or a build arg names the recipe's image.

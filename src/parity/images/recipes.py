@@ -17,9 +17,9 @@ SCRIPT_FILE = "build.yaml"
 
 
 def find_recipes(root: Path) -> dict[str, Path]:
-    """Base recipes: image name -> recipe directory (``overlays/images/**/recipe.yaml``)."""
+    """Base recipes: image name -> recipe directory (``images/**/recipe.yaml``)."""
     out: dict[str, Path] = {}
-    images = root / "overlays" / "images"
+    images = root / "images"
     for f in sorted(images.rglob(RECIPE_FILE)) if images.is_dir() else []:
         recipe = load_recipe(f.parent, root)
         name = recipe["image"]

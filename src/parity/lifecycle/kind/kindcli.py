@@ -1,7 +1,7 @@
 """Which ``kind`` binary the kind lane runs, and building the pinned one.
 
 The kind CLI and parity's offline node image come from one pin,
-``overlays/images/offline/kind-node/kind/go.mod`` (a node image is made for the kind
+``images/kind-node/kind/go.mod`` (a node image is made for the kind
 release that ships it). The lane runs, in this order:
 
 1. ``kind`` on PATH, when it is at least :data:`KIND_MIN`;
@@ -25,7 +25,7 @@ from ... import fsio
 from ...errors import CheckFailed, PrerequisiteMissing
 
 KIND_MIN = (0, 30, 0)
-MODULE_DIR = Path("overlays/images/offline/kind-node/kind")
+MODULE_DIR = Path("images/kind-node/kind")
 TOOLS_DIR = Path(".parity/cache/tools")
 
 
