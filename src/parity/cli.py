@@ -16,7 +16,7 @@ from .errors import CheckFailed, InputError
 from .fsio import Entry, write_all
 from .layers import ENV_VARS, Selection
 from .lifecycle import UI, status_json
-from .modes import mode_record, selection  # noqa: F401  (selection: tasks call cli.selection)
+from .modes import mode_record, selection  # tasks call cli.selection too
 from .render import RenderContext, default_out, render as do_render
 from .render.names import LABEL_MANAGED
 from .yamlio import dump
@@ -85,6 +85,7 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
          sets=None) -> tuple[str, int]:
     """Classified differences between two selections; exit 1 on contract drift."""
     from . import diff as d  # lazy: 10 ms that only inv diff needs
+
     if level not in ("model", "rendered"):
         raise InputError(f"unknown level '{level}'", hint="use --level model or rendered")
     if fmt not in ("text", "json"):
