@@ -191,9 +191,10 @@ LIFECYCLE_HELP = {"mode": "compose or kind" + RUNNING + "compose",
 def render(c, mode="compose", phase=1, profile=None, set=None, out=None, all=False):
     """Render the final YAML for a mode and phase (atomic, byte-stable)."""
     from parity import cli
+    from parity.modes import MODES
 
     if all:
-        for m in ("compose", "kind"):
+        for m in MODES:
             for p in (1, 2, 3):
                 _out(cli.render(ROOT, _sel(m, p, profile, set)))
         return

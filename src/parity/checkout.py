@@ -25,10 +25,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import docker, images
 from .errors import InputError
+from .fsio import ensure_dir
+from .modes import mode_record
+from .yamlio import write_atomic
 
 LABEL_CHECKOUT = "parity.dev/checkout"
 LABEL_CHECKOUT_PATH = "parity.dev/checkout-path"
@@ -57,8 +62,6 @@ def identity(root: Path) -> Checkout:
             return mine
         # a copy of a checkout that still exists: a checkout of its own
     mine = Checkout(secrets.token_hex(8), here)
-    from .fsio import ensure_dir
-
     ensure_dir(state)
     if known is None and not _create(f, mine):
         return _read(f) or mine                       # another command made it first
@@ -79,14 +82,10 @@ def _text(c: Checkout) -> str:
 
 
 def _write(f: Path, c: Checkout) -> None:
-    from .yamlio import write_atomic
-
     write_atomic(f, _text(c))
 
 
 def _create(f: Path, c: Checkout) -> bool:
-    import tempfile
-
     fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -119,8 +118,7 @@ def other_checkout(what: str, owner_path: str, names: list[str], command: str,
 
 
 def stack_name_hint(mode: str) -> str:
-    flag = " --mode kind" if mode == "kind" else ""
-    return ("another stack name, e.g. inv up" + flag + " --set stack.name=parity2, or "
+    return ("another stack name, e.g. inv up" + mode_record(mode).up_flag + " --set stack.name=parity2, or "
             "for good in overlays/local/name.yaml: 'stack: {name: parity2}'")
 
 
@@ -130,8 +128,6 @@ def refuse_shared_images(stack, root: Path, command: str, force: bool = False) -
     rebuild (other inputs, or ``force``) is run by a container of another
     checkout's environment (decision 0015). An image whose inputs are the same is
     shared and never rebuilt, so it is no reason to refuse."""
-    from . import docker, images
-
     if not docker.cli_present():
         return  # the build says what is missing
     me = identity(root).id

@@ -21,7 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import secrets, tls
+from .edgehttp import session
 from .errors import CheckFailed
+from .modes import mode_record
 
 
 def requires(*services: str):
@@ -54,8 +57,6 @@ class Target:
 
     def __init__(self, root: Path, resolved, statuses: Callable[[], list], runtime=None,
                  browser: bool = False):
-        from . import tls
-
         self.root = root
         self.resolved = resolved
         self.stack = resolved.stack
@@ -71,8 +72,6 @@ class Target:
 
     def new_http(self):
         """A fresh session through the edge, with its own cookie jar (a login)."""
-        from .edgehttp import session
-
         return session(self.address, self.stack.http_port, self.stack.https_port,
                        self.ca_file)
 
@@ -94,8 +93,6 @@ class Target:
         return out
 
     def secret(self, name: str, key: str) -> str:
-        from . import secrets
-
         return secrets.value(self.state, name, key)
 
     def enabled(self, service: str) -> bool:
@@ -124,17 +121,12 @@ class Target:
         """Import and build what the checks share before they run in threads: a
         first import of ``requests`` in six threads at once can meet a module
         another thread has half initialised, and the kind lane's API client is
-        built once."""
-        import requests  # noqa: F401
+        built once (the mode's ``prepare_checks``, parity.modes)."""
+        import requests  # noqa: F401  (lazy: third-party HTTP stack; only live checks use it)
 
         self.http  # noqa: B018
-        if self._runtime is not None and self.mode == "kind":
-            from .errors import ParityError
-
-            try:
-                self._runtime.kube  # noqa: B018
-            except ParityError:
-                pass  # no cluster: each check that needs it fails with the reason
+        if self._runtime is not None:
+            mode_record(self.mode).prepare_checks(self._runtime)
 
     @staticmethod
     def sha256(value: str) -> str:
@@ -160,8 +152,6 @@ def discover(root: Path) -> list[tuple[str, Callable]]:
 
 
 def _run_one(name: str, fn: Callable, target: Target) -> Result:
-    from . import secrets
-
     need = getattr(fn, "parity_requires", ())
     missing = [s for s in need if not target.enabled(s)]
     if missing:

@@ -5,37 +5,31 @@ them directly.
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
+import sys
+from io import StringIO
 from pathlib import Path
 
-from .errors import InputError
-from .layers import ENV_VARS, Selection, environ_subset
-
-
-def selection(mode: str, phase: int | str, profile: str | None = None,
-              sets: list[str] | tuple[str, ...] | None = None,
-              environ: dict[str, str] | None = None) -> Selection:
-    try:
-        phase_n = int(phase)
-    except (TypeError, ValueError):
-        raise InputError(f"--phase must be 1, 2 or 3, not '{phase}'") from None
-    return Selection(mode=mode, phase=phase_n, profile=profile, sets=tuple(sets or ()),
-                     environ=environ_subset(os.environ if environ is None else environ))
+from . import lock, model, running, schema
+from .errors import CheckFailed, InputError
+from .fsio import Entry, write_all
+from .layers import ENV_VARS, Selection
+from .lifecycle import UI, status_json
+from .modes import mode_record, selection  # tasks call cli.selection too
+from .render import RenderContext, default_out, render as do_render
+from .render.names import LABEL_MANAGED
+from .yamlio import dump
 
 
 def config(root: Path, sel: Selection, fmt: str = "yaml") -> str:
     """The merged model of one mode and phase, secret values masked."""
-    from . import model
-
     if fmt not in ("yaml", "json"):
         raise InputError(f"unknown format '{fmt}'", hint="use --format yaml or --format json")
     resolved = model.load(root, sel)
     data = model.masked_plain(resolved)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=False)
-    from .yamlio import dump
-
     header = (f"# parity config: mode={sel.mode} phase={sel.phase} "
               f"profile={sel.effective_profile()}\n# layers: {resolved.layer_order}\n")
     return header + dump(data)
@@ -43,8 +37,6 @@ def config(root: Path, sel: Selection, fmt: str = "yaml") -> str:
 
 def explain(root: Path, sel: Selection, path: str, fmt: str = "text") -> str:
     """The value at PATH and every layer (file:line) that set it, oldest first."""
-    from . import model
-
     if not path:
         raise InputError("give the path to explain",
                          hint="for example: inv explain --mode kind services.api.replicas")
@@ -76,8 +68,6 @@ def variables() -> str:
 
 
 def schema_json() -> str:
-    from . import schema
-
     return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema",
                        "title": "parity stack model", **schema.STACK}, indent=2) + "\n"
 
@@ -94,14 +84,12 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
          fmt: str = "text", against: str | None = None, profile: str | None = None,
          sets=None) -> tuple[str, int]:
     """Classified differences between two selections; exit 1 on contract drift."""
-    from . import diff as d
+    from . import diff as d  # lazy: 10 ms that only inv diff needs
 
     if level not in ("model", "rendered"):
         raise InputError(f"unknown level '{level}'", hint="use --level model or rendered")
     if fmt not in ("text", "json"):
         raise InputError(f"unknown format '{fmt}'", hint="use --format text or json")
-    import datetime
-
     policy = d.load_policy(root)
     rules = policy.rules
     labels: tuple[str, str] = ("from", "to")
@@ -111,28 +99,20 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
     sel_a = selection(mode_a, phase_a, profile, sets)
     sel_b = selection(mode_b, phase_b, profile, sets)
     if against is not None:
-        from .render import RenderContext, render
-        from . import model
-
         saved = d.read_dir(Path(against))
-        current = render(model.load(root, sel_b).stack, RenderContext())
+        current = do_render(model.load(root, sel_b).stack, RenderContext())
         diffs = d.rendered_diff(saved, current, rules)
         title = f"{against} -> {sel_b.mode}:{sel_b.phase}"
     elif level == "rendered":
-        from .render import RenderContext, render
-        from . import model
-
         if sel_a.mode != sel_b.mode:
             raise InputError("the rendered level compares renders of one mode (two phases, "
                              "or a saved directory with --against)",
                              hint="compare compose and kind with --level model")
-        files_a = render(model.load(root, sel_a).stack, RenderContext())
-        files_b = render(model.load(root, sel_b).stack, RenderContext())
+        files_a = do_render(model.load(root, sel_a).stack, RenderContext())
+        files_b = do_render(model.load(root, sel_b).stack, RenderContext())
         diffs = d.rendered_diff(files_a, files_b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase} (rendered)"
     else:
-        from . import model
-
         a, b = model.load(root, sel_a), model.load(root, sel_b)
         diffs = d.diff_resolved(a, b, rules)
         title = f"{sel_a.mode}:{sel_a.phase} -> {sel_b.mode}:{sel_b.phase}"
@@ -155,10 +135,6 @@ def diff(root: Path, side_from: str, side_to: str, phase=None, level: str = "mod
 
 def render(root: Path, sel: Selection, out: str | None = None) -> str:
     """Render one mode and phase into ``out`` (default .parity/build/<mode>/phase<N>/)."""
-    from . import lock, model, secrets
-    from .fsio import Entry, ensure_dir, write_all
-    from .render import RenderContext, default_out, render as do_render
-
     resolved = model.load(root, sel)
     target = Path(out).resolve() if out else default_out(root, sel.mode, sel.phase)
     files = do_render(resolved.stack, RenderContext.for_output(root, target))
@@ -166,13 +142,9 @@ def render(root: Path, sel: Selection, out: str | None = None) -> str:
     # the whole set at once, never mixed with another render's; secret values under
     # their own lock, so two commands generating at once agree on one value
     with lock.render_dir(root, target), lock.material(root / ".parity"):
-        if sel.mode == "compose":
-            # compose reads secret env files at `config` and `up`: the values and env
-            # files are planned and checked with the render, and written with it in
-            # one batch, so a refusal writes nothing
-            store = secrets.plan(resolved.stack, root / ".parity")
-            ensure_dir(secrets.store_dir(root / ".parity"), secrets.DIR_MODE)
-            entries += store.entries()
+        # what the mode writes with its render (compose: its secret env files,
+        # parity.modes), in the same batch, so a refusal writes nothing
+        entries += mode_record(sel.mode).render_extras(resolved.stack, root)
         written = set(write_all(entries))
     changed = [name for name in sorted(files) if target / name in written]
     rel = target.relative_to(root) if target.is_relative_to(root) else target
@@ -185,18 +157,13 @@ def lint(root: Path, sel: Selection) -> tuple[str, int]:
     """The model rules of the selection (mistakes both modes would share, and for
     kind what a cluster needs; parity.rules), then the cross-reference lint of a
     fresh render. Exit 1 with any unwaived violation or finding."""
-    from . import lint as lint_mod, model, rules
-    from .render import RenderContext, render as do_render
-    from .yamlio import load_docs
+    from . import rules  # lazy: 28 ms of rule definitions that only lint needs
 
     resolved = model.load(root, sel)
     stack = resolved.stack
     violations = rules.check(resolved, root)
     files = do_render(stack, RenderContext())
-    if sel.mode == "kind":
-        findings = lint_mod.lint_kind(load_docs(files["manifests.yaml"]), stack)
-    else:
-        findings = lint_mod.lint_compose(load_docs(files["docker-compose.yaml"])[0], stack)
+    findings = mode_record(sel.mode).lint_render(files, stack)
     failing = [v for v in violations if v.failing]
     lines = []
     if violations:
@@ -217,23 +184,12 @@ def lint(root: Path, sel: Selection) -> tuple[str, int]:
 def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
          recreate: bool = False):
     """The lifecycle driver of the selected mode."""
-    from . import model
-    from .lifecycle import UI
-
-    resolved = model.load(root, sel)
-    if sel.mode == "kind":
-        from .lifecycle.kind import KindLane
-
-        return KindLane(root, resolved, UI(quiet=quiet), timeout=timeout, recreate=recreate)
-    from .lifecycle.compose import ComposeLane
-
-    return ComposeLane(root, resolved, UI(quiet=quiet), timeout=timeout)
+    mode = mode_record(sel.mode)
+    return mode.lane(root, model.load(root, sel), UI(quiet=quiet), timeout=timeout,
+                     recreate=recreate)
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
-    from . import lock, running
-    from .errors import CheckFailed
-
     driver = lane(root, sel, timeout, recreate=recreate)
     with lock.environment(root, sel.mode, say=driver.ui.line):
         try:
@@ -254,8 +210,7 @@ def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False)
 
 def doctor(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
     """Every prerequisite of a lane at once; nothing changes. Exit 3 if one is missing."""
-    from . import doctor as doc, model
-
+    from . import doctor as doc  # lazy: 5 ms of checks only doctor runs
     findings = doc.run(root, model.load(root, sel))
     code = doc.exit_code(findings)
     if as_json:
@@ -265,13 +220,12 @@ def doctor(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]
 
 
 def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
-    from . import docker
-    from .lifecycle import status_json
+    from . import docker  # lazy: 4 ms that render, lint and config never need
 
     driver = lane(root, sel, quiet=True)
     docker.engine_ok()
     rows = driver.status(logs=True)
-    cluster = driver.cluster_summary() if sel.mode == "kind" else None
+    cluster = driver.cluster_summary() if mode_record(sel.mode).has_cluster else None
     code = 0 if all(r.ready for r in rows) and (cluster is None or cluster["exists"]) else 1
     if as_json:
         text = status_json(rows)
@@ -288,8 +242,7 @@ def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]
 
 
 def _status_table(rows, sel: Selection) -> str:
-    from io import StringIO
-
+    # lazy: rich costs 30 ms; only tables need it
     from rich.console import Console
     from rich.table import Table
 
@@ -313,7 +266,7 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
              browser: bool = False) -> tuple[str, int]:
     """The live checks in checks/ against the running environment; ``browser`` adds
     the checks that drive a real browser (checks/browser.py)."""
-    from . import checks, docker
+    from . import checks, docker  # lazy: 10 ms that only the live commands need
 
     driver = lane(root, sel, quiet=True)
     docker.engine_ok()
@@ -331,8 +284,6 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
 def down(root: Path, sel: Selection, dry_run: bool = False, volumes: bool = False) -> str:
     """Remove what parity created for the lane; its data volumes only with ``volumes``
     (reset, ``inv down --volumes``)."""
-    from . import lock, running
-
     driver = lane(root, sel, quiet=True)
     if dry_run:  # names what would go, changes nothing: no lock
         return driver.down(dry_run, volumes=volumes)
@@ -345,20 +296,15 @@ def down(root: Path, sel: Selection, dry_run: bool = False, volumes: bool = Fals
 def environment_lock(root: Path, sel: Selection):
     """The lock ``up``, ``down`` and ``reset`` hold (re-entrant: ``reset`` holds it
     across its ``down`` and ``up``)."""
-    from . import lock
-
     return lock.environment(root, sel.mode, say=_say)
 
 
 def _say(text: str) -> None:
-    import sys
-
     print(text, file=sys.stderr, flush=True)
 
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:
-    from . import checkout, images as images_mod, model
-    from .lifecycle import UI
+    from . import checkout, images as images_mod  # lazy: images costs 29 ms; only inv images builds
 
     stack = model.load(root, sel).stack
     checkout.refuse_shared_images(stack, root, "inv images", force=force)
@@ -369,8 +315,7 @@ def images(root: Path, sel: Selection, force: bool = False) -> str:
 def validate_offline(root: Path, live: bool = False) -> tuple[str, int]:
     """Render, validate, lint and diff all six combinations; with ``live`` also run
     the live checks of the running compose environment."""
-    from . import offline
-
+    from . import offline  # lazy: the offline lane's validators; only validate-offline runs them
     rows, seconds = offline.run(root)
     text = offline.table(rows, seconds)
     code = 0 if all(r.ok for r in rows) else 1
@@ -384,8 +329,7 @@ def validate_offline(root: Path, live: bool = False) -> tuple[str, int]:
 
 def _running_phase(root: Path) -> int:
     """The phase of the running compose environment (from its containers' labels)."""
-    from . import docker
-    from .render.names import LABEL_MANAGED
+    from . import docker  # lazy: 4 ms that render, lint and config never need
 
     rows = docker.labelled("container", {LABEL_MANAGED: "true"})
     phases = [int(p) for r in rows for part in r.get("Labels", "").split(",")

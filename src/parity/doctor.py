@@ -13,6 +13,7 @@ missing.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -20,7 +21,15 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
+from . import docker, images
+from .browser import CANDIDATES
 from .errors import ParityError
+from .lifecycle.compose import ComposeLane
+from .lifecycle.kind import KindLane, Unreadable, read_small_file
+from .modes import mode_record
+from .render.edge import CRD_DIR, GATEWAY_API_VERSION, gateway_api_crds
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -47,8 +56,6 @@ def _fmt(version) -> str:
 
 
 def _image_store() -> Finding:
-    from . import docker
-
     proc = docker.run(["docker", "info", "--format", "{{json .DriverStatus}}"], check=False,
                       timeout=20)
     text = proc.stdout or ""
@@ -75,10 +82,6 @@ def user_current_context(environ=None) -> tuple[str | None, list[str]]:
     and the entries that could not be read, with why. Reads only regular files of at
     most :data:`USER_KUBECONFIG_LIMIT` bytes, never blocks (a FIFO, ``/dev/zero``),
     never connects, never raises."""
-    import yaml
-
-    from .lifecycle.kind import Unreadable, read_small_file
-
     env = os.environ if environ is None else environ
     value = env.get("KUBECONFIG") or ""
     if value.strip():
@@ -137,8 +140,6 @@ def _kube_context(root: Path, cluster: str) -> Finding:
 def _privileged() -> Finding:
     """kind's nodes need docker run --privileged; say whether this engine allows it,
     and through what. The shim (decision 0010) is named, never applied."""
-    from . import docker
-
     ok, detail = docker.privileged_probe()
     shim = docker.shim_in_use()
     if ok is False:
@@ -157,8 +158,6 @@ def _privileged() -> Finding:
 def _runtime_images(stack, root: Path) -> list[Finding]:
     """The kind node image and the edge controller: present, or built by up (with
     what it needs), or pulled by kind/the node from a registry."""
-    from . import images
-
     fresh = images.freshness(stack, root)
     out = []
     for check, runtime in (("node image", stack.kind_node), ("edge controller",
@@ -191,8 +190,6 @@ def _runtime_images(stack, root: Path) -> list[Finding]:
 
 def _edge_manifests() -> Finding:
     """The Gateway API CRDs up installs: vendored, and every file as pinned."""
-    from .render.edge import CRD_DIR, GATEWAY_API_VERSION, gateway_api_crds
-
     try:
         crds, _ = gateway_api_crds()
     except (ParityError, OSError) as exc:
@@ -217,9 +214,6 @@ def _kubectl(lane) -> Finding:
 def _browser() -> Finding:
     """What ``inv validate --browser`` needs; optional (a warning, never a failure)."""
     import importlib.util
-    import shutil
-
-    from .browser import CANDIDATES
 
     chromium = next((shutil.which(n) for n in CANDIDATES if shutil.which(n)), None)
     missing = [name for name, ok in (
@@ -276,10 +270,9 @@ def _pull_finding(check: str, images_to_pull: list[str], detail: str, who: str) 
 
 
 def _images(stack) -> Finding:
-    from . import images
-
+    mode = mode_record(stack.mode)
     wanted = sorted({s.image for s in stack.services.values() if s.role != "edge"
-                     or stack.mode == "compose"})
+                     or mode.runs_edge_image})
     present = list(images.present_images(wanted))
     missing = [i for i in wanted if i not in present]
     detail = f"{len(present)} of {len(wanted)} images of profile {stack.profile} present"
@@ -288,17 +281,44 @@ def _images(stack) -> Finding:
     pulled = [i for i in missing
               if not any(s.image == i and s.build for s in stack.services.values())]
     if pulled:
-        return _pull_finding("images", pulled, detail,
-                             "up" if stack.mode == "compose" else "the node")
+        return _pull_finding("images", pulled, detail, mode.puller)
     return Finding("images", OK, f"{detail}; up builds the other {len(missing)} (the first "
                                  "build of the offline profile needs Debian's mirrors)")
 
 
-def run(root: Path, resolved) -> list[Finding]:
-    from . import docker
-    from .lifecycle.compose import ComposeLane
-
+def compose_preflight(root: Path, resolved) -> list[Finding]:
+    """What the compose lane needs besides the engine, the compose plugin and disk
+    (the compose :class:`parity.modes.Mode`'s ``preflight``)."""
     stack = resolved.stack
+    lane = ComposeLane(root, resolved)
+    return [_attempt("host ports", lane.check_ports,
+                     lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                               f":{stack.https_port} free (or parity's)"),
+            _attempt("data", lane.check_data,
+                     lambda _: "no data written by another image")]
+
+
+def kind_preflight(root: Path, resolved) -> list[Finding]:
+    """What the kind lane needs besides the engine, the compose plugin and disk
+    (the kind :class:`parity.modes.Mode`'s ``preflight``)."""
+    stack = resolved.stack
+    lane = KindLane(root, resolved)
+    out = [_attempt("kind", lane.check_kind, lambda detail: detail), _privileged()]
+    out += _runtime_images(stack, root)
+    out.append(_attempt("docker memory", KindLane.check_memory,
+                        lambda m: f"{m / 1024**3:.1f} GiB"))
+    out.append(_attempt("host ports", lane.check_ports,
+                        lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                                  f":{stack.https_port} free (or the cluster's)"))
+    out.append(_image_store())
+    out.append(_kubectl(lane))
+    out.append(_kube_context(root, lane.cluster))
+    return out
+
+
+def run(root: Path, resolved) -> list[Finding]:
+    stack = resolved.stack
+    mode = mode_record(stack.mode)
     out = [Finding("python", OK, f"{platform.python_version()} ({sys.executable})")]
     engine = _attempt("docker engine", docker.engine_ok, lambda _: "reachable")
     out.append(engine)
@@ -308,28 +328,7 @@ def run(root: Path, resolved) -> list[Finding]:
                         lambda v: f"Docker Compose {_fmt(v)}"))
     out.append(_attempt("disk", ComposeLane.check_disk,
                         lambda free: f"{free / 1024**3:.0f} GiB free for Docker"))
-    if stack.mode == "compose":
-        lane = ComposeLane(root, resolved)
-        out.append(_attempt("host ports", lane.check_ports,
-                            lambda _: f"{stack.edge_bind}:{stack.http_port} and "
-                                      f":{stack.https_port} free (or parity's)"))
-        out.append(_attempt("data", lane.check_data,
-                            lambda _: "no data written by another image"))
-    else:
-        from .lifecycle.kind import KindLane
-
-        lane = KindLane(root, resolved)
-        out.append(_attempt("kind", lane.check_kind, lambda detail: detail))
-        out.append(_privileged())
-        out += _runtime_images(stack, root)
-        out.append(_attempt("docker memory", KindLane.check_memory,
-                            lambda m: f"{m / 1024**3:.1f} GiB"))
-        out.append(_attempt("host ports", lane.check_ports,
-                            lambda _: f"{stack.edge_bind}:{stack.http_port} and "
-                                      f":{stack.https_port} free (or the cluster's)"))
-        out.append(_image_store())
-        out.append(_kubectl(lane))
-        out.append(_kube_context(root, lane.cluster))
+    out += mode.preflight(root, resolved)
     out.append(_images(stack))
     ca = root / ".parity" / "ca" / "ca.crt"
     out.append(Finding("local CA", OK, f"{ca.relative_to(root)}" if ca.exists()
@@ -347,6 +346,7 @@ def exit_code(findings: list[Finding]) -> int:
 def table(findings: list[Finding], title: str) -> str:
     from io import StringIO
 
+    # lazy: rich costs 30 ms; only the table needs it
     from rich.console import Console
     from rich.table import Table
 
@@ -368,7 +368,5 @@ def table(findings: list[Finding], title: str) -> str:
 
 
 def as_json(findings: list[Finding], mode: str) -> str:
-    import json
-
     return json.dumps({"mode": mode, "ready": exit_code(findings) == 0,
                        "checks": [asdict(f) for f in findings]}, indent=2)

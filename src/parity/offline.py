@@ -9,11 +9,15 @@ each phase. Every check runs; the lane prints one table and fails closed.
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import diff, model, rules, secrets, validators
 from .errors import ParityError
+from .modes import MODES, mode_record, selection
+from .render import RenderContext, render, write
 
 
 @dataclass
@@ -25,11 +29,12 @@ class Row:
     problems: list[str] = field(default_factory=list)
 
 
-def _kind_checks(files: dict[str, str]) -> list[Row]:
-    import yaml
+def kind_checks(files: dict[str, str]) -> list[Row]:
+    """The external validators of a kind render (the kind :class:`parity.modes.Mode`'s
+    ``offline_checks``)."""
+    import yaml  # lazy: PyYAML's C loader; only the kind validators parse the render
 
-    from . import validators as v
-
+    v = validators
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     docs = [d for d in yaml.load_all(files["manifests.yaml"], Loader=loader) if d]
     docs += [d for d in yaml.load_all(files.get("edge.yaml", ""), Loader=loader) if d]
@@ -57,6 +62,19 @@ def _kind_checks(files: dict[str, str]) -> list[Row]:
     return rows
 
 
+def compose_checks(stack, root: Path, files: dict[str, str], out: Path) -> list[Row]:
+    """The external validators of a compose render (the compose
+    :class:`parity.modes.Mode`'s ``offline_checks``): ``docker compose config`` of the
+    written render, with its secrets materialized."""
+    secrets.ensure(stack, root / ".parity")
+    secrets.write_env_files(stack, root / ".parity")
+    try:
+        problems = validators.compose_problems(out / "docker-compose.yaml")
+    except ParityError as exc:
+        problems = [exc.render()]
+    return [Row("", "docker compose config --quiet", not problems, "", problems)]
+
+
 def profiles(root: Path, chosen: str) -> list[str]:
     """The image profile in use first, then every other one overlays/images/ holds."""
     names = sorted(p.stem for p in (root / "overlays" / "images").glob("*.yaml")
@@ -65,10 +83,6 @@ def profiles(root: Path, chosen: str) -> list[str]:
 
 
 def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
-    from . import cli, diff, lint, model, rules, validators, yamlio
-    from .render import RenderContext, render, write
-    from . import secrets
-
     started = time.monotonic()
     rows: list[Row] = []
     try:
@@ -76,14 +90,14 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
     except ParityError as exc:
         return [Row("policy", "waivers", False, "", [exc.render()])], \
             time.monotonic() - started
-    chosen = cli.selection("compose", 1, environ=environ).effective_profile()
+    chosen = selection("compose", 1, environ=environ).effective_profile()
     for profile, mode, phase in [(p, m, n) for p in profiles(root, chosen)
-                                 for m in ("compose", "kind") for n in (1, 2, 3)]:
+                                 for m in MODES for n in (1, 2, 3)]:
         # the profile in use is the plain target; every other image profile is
         # checked too (a fault in overlays/images/offline.yaml is a fault of
         # everyone who runs PROFILE=offline), named with its profile
         target = f"{mode}:{phase}" + ("" if profile == chosen else f":{profile}")
-        sel = cli.selection(mode, phase, profile, environ=environ)
+        sel = selection(mode, phase, profile, environ=environ)
         try:
             resolved = model.load(root, sel)
             stack = resolved.stack
@@ -99,22 +113,11 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
         problems = [f"{name}: {p}" for name, text in sorted(files.items())
                     if name.endswith(".yaml") for p in validators.yamllint_problems(text)]
         rows.append(Row(target, "yamllint (default rules)", not problems, "", problems))
-        if mode == "kind":
-            for r in _kind_checks(files):
-                r.target = target
-                rows.append(r)
-            findings = lint.lint_kind(yamlio.load_docs(files["manifests.yaml"]), stack)
-        else:
-            secrets.ensure(stack, root / ".parity")
-            secrets.write_env_files(stack, root / ".parity")
-            try:
-                problems = validators.compose_problems(out / "docker-compose.yaml")
-            except ParityError as exc:
-                problems = [exc.render()]
-            rows.append(Row(target, "docker compose config --quiet", not problems, "",
-                            problems))
-            findings = lint.lint_compose(yamlio.load_docs(files["docker-compose.yaml"])[0],
-                                         stack)
+        record = mode_record(mode)
+        for r in record.offline_checks(stack, root, files, out):
+            r.target = target
+            rows.append(r)
+        findings = record.lint_render(files, stack)
         rows.append(Row(target, "cross-reference lint", not findings, "",
                         [f"{f.obj} {f.field}: {f.message}" for f in findings]))
         violations = rules.check(resolved, root, waivers)
@@ -124,15 +127,12 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
                         f"{len([r for r in rules.RULES if mode in r.modes])} rules"
                         + (f", {waived} waived" if waived else ""),
                         [v.render() for v in failing]))
-    import datetime
-
     policy = diff.load_policy(root)
     for profile, phase in [(p, n) for p in profiles(root, chosen) for n in (1, 2, 3)]:
         target = f"compose~kind:{phase}" + ("" if profile == chosen else f":{profile}")
         try:
-            diffs = diff.model_diff(root, cli.selection("compose", phase, profile,
-                                                        environ=environ),
-                                    cli.selection("kind", phase, profile, environ=environ),
+            diffs = diff.model_diff(root, selection("compose", phase, profile, environ=environ),
+                                    selection("kind", phase, profile, environ=environ),
                                     policy.rules)
         except ParityError as exc:
             rows.append(Row(target, "parity diff", False, "", [exc.render()]))
@@ -155,6 +155,7 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
 def table(rows: list[Row], seconds: float) -> str:
     from io import StringIO
 
+    # lazy: rich costs 30 ms; only the table needs it
     from rich.console import Console
     from rich.table import Table
 

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .yamlio import write_atomic
+
 RECORD = Path(".parity") / "running.json"
 
 
@@ -61,8 +63,6 @@ def read(root: Path) -> dict[str, Running]:
 
 
 def _write(root: Path, entries: dict[str, Running]) -> None:
-    from .yamlio import write_atomic
-
     path = _path(root)
     if not entries:
         path.unlink(missing_ok=True)

@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError, InputErrors
+from ..fsio import Entry, write_all
+from ..modes import mode_record
 from .names import (LABEL_COMPONENT, LABEL_MANAGED, LABEL_MANAGED_BY,  # noqa: F401  (re-exported)
                     LABEL_PART_OF, LABEL_PHASE, LABEL_SERVICE, LABEL_STACK)
-
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,10 @@ def default_out(root: Path, mode: str, phase: int) -> Path:
 
 
 def render(stack, ctx: RenderContext) -> dict[str, str]:
-    """Dispatch on ``stack.mode``; a refusal names the ``file:line`` that set the
+    """Dispatch on ``stack.mode`` (its :class:`parity.modes.Mode` record); a refusal names the ``file:line`` that set the
     refused value (renderers know model paths, the stack knows where they came from)."""
-    from ..errors import InputError, InputErrors
-
     try:
-        if stack.mode == "compose":
-            from .compose import render_compose
-
-            return render_compose(stack, ctx)
-        from .kind import render_kind
-
-        return render_kind(stack, ctx)
+        return mode_record(stack.mode).render(stack, ctx)
     except InputError as exc:
         for err in getattr(exc, "errors", None) or [exc]:
             if err.path and not err.where:
@@ -64,7 +58,5 @@ def render(stack, ctx: RenderContext) -> dict[str, str]:
 def write(files: dict[str, str], out: Path) -> list[str]:
     """Write every file atomically, as one batch (none is replaced unless all could
     be written; parity.fsio); return the names whose content changed."""
-    from ..fsio import Entry, write_all
-
     written = set(write_all([Entry(out / name, files[name]) for name in sorted(files)]))
     return [name for name in sorted(files) if out / name in written]
