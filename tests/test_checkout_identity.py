@@ -93,7 +93,7 @@ def test_up_refuses_a_container_parity_did_not_create_before_changing_anything(p
     lane, create, name = project
     create("stranger")
     with pytest.raises(InputError) as up:
-        lane.preflight()                       # the first step of up
+        lane.prerequisites()                   # the first step of up
     with pytest.raises(InputError) as down:
         lane.down(dry_run=True)
     assert up.value.render() == down.value.render() == (
@@ -108,7 +108,7 @@ def test_up_refuses_parity_labelled_containers_without_this_checkouts_identity(p
     lane, create, name = project
     create("edge", {MANAGED: "true", STACK: name})
     with pytest.raises(InputError) as up:
-        lane.preflight()
+        lane.prerequisites()
     assert up.value.render().startswith(
         f"the Compose project '{name}' has containers that do not carry this checkout's "
         f"identity: {name}-edge\n  next: parity marks every container it starts with its "
@@ -124,7 +124,7 @@ def test_up_and_down_refuse_another_checkouts_environment(project, tmp_path):
     other.mkdir()
     create("api", {MANAGED: "true", STACK: name, checkout.LABEL_CHECKOUT: "0123456789abcdef",
                    checkout.LABEL_CHECKOUT_PATH: str(other)})
-    for run, command in ((lane.preflight, "up"), (lambda: lane.down(dry_run=True), "down")):
+    for run, command in ((lane.prerequisites, "up"), (lambda: lane.down(dry_run=True), "down")):
         with pytest.raises(InputError) as err:
             run()
         assert err.value.exit_code == 2

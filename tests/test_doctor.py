@@ -111,13 +111,13 @@ def test_kind_lane_never_contacts_the_users_context(repo_copy: Path, tmp_path: P
     ("registry.internal/x", "registry.internal"),
 ])
 def test_the_registry_an_image_is_pulled_from(image, registry) -> None:
-    from parity.doctor import registry_of
+    from parity.findings import registry_of
 
     assert registry_of(image) == registry
 
 
 def test_an_unreachable_registry_is_a_failure_with_the_offline_fix() -> None:
-    from parity.doctor import _pull_finding
+    from parity.findings import pull_finding as _pull_finding
 
     f = _pull_finding("node image", ["kindest/node:v1"], "not here", "kind")
     # this machine reaches no container registry; elsewhere the same call warns

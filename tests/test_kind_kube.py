@@ -575,26 +575,26 @@ def _within(fn, seconds: float = 20.0):
 
 
 def test_doctor_copes_with_anything_kubeconfig_names(tmp_path, monkeypatch):
-    from parity import doctor
+    from parity.lifecycle.kind import checks, kubeconfig
 
     broken = _broken_kubeconfigs(tmp_path)
     good = tmp_path / "good"
     good.write_text("current-context: prod-eu\n")
     for name, path in broken.items():
         monkeypatch.setenv("KUBECONFIG", str(path))
-        current, skipped = _within(doctor.user_current_context)
+        current, skipped = _within(kubeconfig.user_current_context)
         assert current is None, name
-        finding = _within(lambda: doctor._kube_context(ROOT, CLUSTER))
+        finding = _within(lambda: checks.kube_context(ROOT, CLUSTER))
         assert finding.status == "ok"
     # a list ($KUBECONFIG=a:b:…): kubectl's rule, the first file that sets one
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join(
         [str(p) for p in broken.values()] + [str(good), "", str(tmp_path / "later")]))
-    current, skipped = _within(doctor.user_current_context)
+    current, skipped = _within(kubeconfig.user_current_context)
     assert current == "prod-eu"
     assert skipped[:3] == [f"{broken['directory']} is a directory, not a regular file",
                            f"{broken['fifo']} is a FIFO (named pipe), not a regular file",
                            "/dev/zero is a character device, not a regular file"]
-    finding = doctor._kube_context(ROOT, CLUSTER)
+    finding = checks.kube_context(ROOT, CLUSTER)
     assert finding.detail.startswith(
         "your current context 'prod-eu' is never used; parity talks only to "
         ".parity/kind/kubeconfig (context kind-parity-parity, on loopback); skipped "
@@ -603,7 +603,7 @@ def test_doctor_copes_with_anything_kubeconfig_names(tmp_path, monkeypatch):
 
 def test_doctor_reads_home_kube_config_when_kubeconfig_is_unset_or_empty(tmp_path,
                                                                          monkeypatch):
-    from parity import doctor
+    from parity.lifecycle.kind import kubeconfig
 
     home = tmp_path / "home"
     (home / ".kube").mkdir(parents=True)
@@ -614,9 +614,9 @@ def test_doctor_reads_home_kube_config_when_kubeconfig_is_unset_or_empty(tmp_pat
             monkeypatch.delenv("KUBECONFIG", raising=False)
         else:
             monkeypatch.setenv("KUBECONFIG", value)
-        assert doctor.user_current_context() == ("dev??x", [])
+        assert kubeconfig.user_current_context() == ("dev??x", [])
     monkeypatch.setenv("KUBECONFIG", os.pathsep)  # a list of no files: kubectl reads none
-    assert doctor.user_current_context() == (None, [])
+    assert kubeconfig.user_current_context() == (None, [])
 
 
 # --------------------------------------------------------------------------- catalogue

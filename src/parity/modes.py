@@ -7,7 +7,7 @@ checks) never asks ``if mode == "kind"``: it looks the mode up here
 
 This module is imported on every command's path (``inv render`` included), so it
 imports only what is cheap at its top; each mode's renderer, linter, validators,
-lane and preflight are imported when first called (each ``# lazy:`` says why).
+lane are imported when first called (each ``# lazy:`` says why).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ class Mode:
     #: (stack, root) -> extra fsio.Entry list written with a render (under the
     #: render's locks, in the same batch)
     render_extras: Callable
-    #: (root, resolved, ui=None, timeout=None, recreate=False) -> the lifecycle lane
+    #: (root, resolved, ui=None, timeout=None, recreate=False) -> the lifecycle lane;
+    #: its ``preflight()`` returns the named checks of what it needs (inv doctor), its
+    #: ``prerequisites()`` is up's first step
     lane: Callable
-    #: (root, resolved) -> doctor.Finding list: what this mode's lane needs
-    preflight: Callable
     #: (lane) -> None: what the live checks build once before they run in threads
     prepare_checks: Callable
     #: the lane reports a cluster (nodes) besides its services (inv status)
@@ -108,12 +108,6 @@ def _compose_lane(root: Path, resolved, ui=None, timeout: float | None = None,
     return ComposeLane(root, resolved, ui, **({} if timeout is None else {"timeout": timeout}))
 
 
-def _compose_preflight(root: Path, resolved) -> list:
-    from .doctor import compose_preflight  # lazy: breaks the cycle doctor -> modes -> doctor
-
-    return compose_preflight(root, resolved)
-
-
 def _no_preparation(lane) -> None:
     return None
 
@@ -153,12 +147,6 @@ def _kind_lane(root: Path, resolved, ui=None, timeout: float | None = None,
                     **({} if timeout is None else {"timeout": timeout}))
 
 
-def _kind_preflight(root: Path, resolved) -> list:
-    from .doctor import kind_preflight  # lazy: breaks the cycle doctor -> modes -> doctor
-
-    return kind_preflight(root, resolved)
-
-
 def _prepare_kind_checks(lane) -> None:
     """Build the lane's API client once, before the checks run in threads."""
     try:
@@ -170,13 +158,13 @@ def _prepare_kind_checks(lane) -> None:
 COMPOSE = Mode(name="compose", main_file="docker-compose.yaml", up_flag="",
                render=_render_compose, lint_render=_lint_compose,
                offline_checks=_offline_compose, render_extras=_compose_extras,
-               lane=_compose_lane, preflight=_compose_preflight,
+               lane=_compose_lane,
                prepare_checks=_no_preparation, has_cluster=False, runs_edge_image=True,
                puller="up")
 
 KIND = Mode(name="kind", main_file="manifests.yaml", up_flag=" --mode kind",
             render=_render_kind, lint_render=_lint_kind, offline_checks=_offline_kind,
-            render_extras=_no_extras, lane=_kind_lane, preflight=_kind_preflight,
+            render_extras=_no_extras, lane=_kind_lane,
             prepare_checks=_prepare_kind_checks, has_cluster=True, runs_edge_image=False,
             puller="the node")
 

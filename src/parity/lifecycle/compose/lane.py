@@ -16,6 +16,7 @@ from pathlib import Path
 from ... import checkout, docker, images, lock, running, secrets, tls
 from ...datacompat import Written, check, forget, recalled, remember
 from ...errors import CheckFailed, InputError, PrerequisiteMissing
+from ...findings import Finding, attempt
 from ...render import RenderContext, default_out, render, write
 from ...render.names import LABEL_MANAGED, LABEL_SERVICE, LABEL_STACK
 from ...yamlio import write_atomic
@@ -52,7 +53,7 @@ class ComposeLane(ComposeStatus):
 
     def up(self) -> dict:
         steps = [
-            Step("preflight", "preflight: engine, Compose v2, ports, disk", self.preflight),
+            Step("preflight", "preflight: engine, Compose v2, ports, disk", self.prerequisites),
             Step("render", "render the compose project", self.render),
             Step("secrets", "local secrets and the edge certificate", self.materialize),
             Step("images", f"images (profile {self.stack.profile})", self.images),
@@ -64,7 +65,18 @@ class ComposeLane(ComposeStatus):
 
     # ------------------------------------------------------------------ steps
 
-    def preflight(self) -> str:
+    def preflight(self) -> list[Finding]:
+        """This lane's named checks besides the engine, the compose plugin and disk
+        (``inv doctor`` shows them all; :meth:`prerequisites` stops at the first)."""
+        stack = self.stack
+        return [attempt("host ports", self.check_ports,
+                        lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                                  f":{stack.https_port} free (or parity's)"),
+                attempt("data", self.check_data,
+                        lambda _: "no data written by another image")]
+
+    def prerequisites(self) -> str:
+        """up's first step: every prerequisite, stopping at the first missing one."""
         docker.engine_ok()
         self.check_owner("up")
         version = docker.compose_version()

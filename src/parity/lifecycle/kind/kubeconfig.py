@@ -309,3 +309,62 @@ def subprocess_env(kubeconfig: Path | str, cache_dir: Path | str, *,
     env["KUBECONFIG"] = str(kubeconfig)
     env["KUBECACHEDIR"] = str(cache_dir)
     return env
+
+
+#: The user's kubeconfig is read only to name its current context; a larger file is
+#: skipped (kubectl's own files are far smaller).
+USER_KUBECONFIG_LIMIT = 16 * 1024 * 1024
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean[:limit] + ("…" if len(clean) > limit else "")
+
+
+def user_current_context(environ=None) -> tuple[str | None, list[str]]:
+    """The current context of the user's kubeconfig, as kubectl would pick it (the
+    first file of ``$KUBECONFIG``, a list, that sets one; else ``~/.kube/config``),
+    and the entries that could not be read, with why. Reads only regular files of at
+    most :data:`USER_KUBECONFIG_LIMIT` bytes, never blocks (a FIFO, ``/dev/zero``),
+    never connects, never raises."""
+    import yaml  # lazy: PyYAML only when doctor reads the user's kubeconfig
+
+    env = os.environ if environ is None else environ
+    value = env.get("KUBECONFIG") or ""
+    if value.strip():
+        paths = [Path(p) for p in value.split(os.pathsep) if p.strip()]
+    else:
+        try:
+            paths = [Path.home() / ".kube" / "config"]
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry
+            paths = []
+    skipped: list[str] = []
+    seen: set[Path] = set()
+    for p in paths:
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            raw = read_small_file(p, USER_KUBECONFIG_LIMIT)
+        except Unreadable as exc:
+            if exc.reason != "does not exist":
+                skipped.append(f"{_printable(str(p), 200)} {exc.reason}")
+            continue
+        try:
+            data = yaml.load(raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader",
+                                                                  yaml.SafeLoader))
+        except Exception as exc:  # noqa: BLE001 - anything in a file that is not ours
+            why = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else \
+                "is not valid YAML"
+            skipped.append(f"{_printable(str(p), 200)} {why}")
+            continue
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            skipped.append(f"{_printable(str(p), 200)} is not a kubeconfig (a "
+                           f"{type(data).__name__}, not a mapping)")
+            continue
+        current = data.get("current-context")
+        if isinstance(current, str) and current:
+            return _printable(current), skipped
+    return None, skipped

@@ -98,7 +98,7 @@ class KindLane(KindPreflight, KindCluster, KindImages, KindData, KindEdge, KindA
     def up(self) -> dict:
         steps = [
             Step("preflight", "preflight: Docker, kind, privileged nodes, ports, memory",
-                 self.preflight),
+                 self.prerequisites),
             Step("render", "render kind-config.yaml, manifests.yaml and edge.yaml",
                  self.render),
             Step("build", "build: the node image, the edge controller, the services "

@@ -1,6 +1,8 @@
 """The kind lane's preflight: Docker, a kind CLI, privileged nodes, memory, ports.
 
-No Kubernetes API is contacted here. :class:`KindPreflight` is one part of
+No Kubernetes API is contacted here. :meth:`KindPreflight.preflight` returns the
+named checks ``inv doctor`` shows; :meth:`KindPreflight.prerequisites` is up's first
+step. :class:`KindPreflight` is one part of
 :class:`~parity.lifecycle.kind.lane.KindLane`.
 """
 
@@ -14,7 +16,8 @@ import shutil
 from ... import docker
 from ...errors import CheckFailed, PrerequisiteMissing
 from ..compose.ports import port_free, who_listens
-from . import kindcli
+from ...findings import Finding, attempt
+from . import checks, kindcli
 from .cluster import KIND_CLUSTER_LABEL
 from .kubeconfig import subprocess_env
 
@@ -24,7 +27,24 @@ MIN_DOCKER_MEMORY = 6 * 1024**3
 class KindPreflight:
     """Checks before anything is built or created."""
 
-    def preflight(self) -> str:
+    def preflight(self) -> list[Finding]:
+        """This lane's named checks besides the engine, the compose plugin and disk
+        (``inv doctor`` shows them all; :meth:`prerequisites` stops at the first)."""
+        stack = self.stack
+        out = [attempt("kind", self.check_kind, lambda detail: detail), checks.privileged()]
+        out += checks.runtime_images(stack, self.root)
+        out.append(attempt("docker memory", self.check_memory,
+                           lambda m: f"{m / 1024**3:.1f} GiB"))
+        out.append(attempt("host ports", self.check_ports,
+                           lambda _: f"{stack.edge_bind}:{stack.http_port} and "
+                                     f":{stack.https_port} free (or the cluster's)"))
+        out.append(checks.image_store())
+        out.append(checks.kubectl(self))
+        out.append(checks.kube_context(self.root, self.cluster))
+        return out
+
+    def prerequisites(self) -> str:
+        """up's first step: every prerequisite, stopping at the first missing one."""
         docker.engine_ok()
         if self.node_containers():
             self.check_owner_early()
