@@ -17,7 +17,7 @@ import pytest
 
 from parity import images, model
 from parity.errors import CheckFailed, InputError, PrerequisiteMissing
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import Build
 
 ROOT = Path(__file__).resolve().parent.parent

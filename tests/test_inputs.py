@@ -15,8 +15,8 @@ import pytest
 
 from parity import cli, model
 from parity.errors import InputError, ParityError
-from parity.layers import Selection, describe, plan_layers
-from parity.overlay import parse_tag
+from parity.model import Selection, describe, plan_layers
+from parity.model.overlay import parse_tag
 from parity.yamlio import MAX_DEPTH, MAX_INPUT_BYTES, parse_text, read_input
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from parity import cli, model, schema
+from parity import cli, model
+from parity.model import schema
 from parity.nodes import to_plain
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError
-from .layers import ENV_VARS, Selection, environ_subset
+from .model import ENV_VARS, Selection, environ_subset
 
 
 def selection(mode: str, phase: int | str, profile: str | None = None,
@@ -76,7 +76,7 @@ def variables() -> str:
 
 
 def schema_json() -> str:
-    from . import schema
+    from .model import schema
 
     return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema",
                        "title": "parity stack model", **schema.STACK}, indent=2) + "\n"

@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, did_you_mean
-from .nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path
+from ..errors import InputError, did_you_mean
+from ..nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path
 from .overlay import Context, Policy, apply, parse_tag
 from . import schema
-from .yamlio import ValueRefused, decode, load_file, read_input
+from ..yamlio import ValueRefused, decode, load_file, read_input
 
 MODES = ("compose", "kind")
 PHASES = (1, 2, 3)
@@ -197,7 +197,7 @@ class _Scan:
             return "file"
         if stat.S_ISDIR(info.st_mode):
             return "dir"
-        from .yamlio import file_type
+        from ..yamlio import file_type
 
         raise InputError(f"not a regular file or directory (a {file_type(info.st_mode)})",
                          where=self.rel(p),
@@ -417,7 +417,7 @@ def assignment_tree(item: str, layer: Layer) -> Map:
 def _scalar(raw: str, layer: Layer) -> tuple[object, str | None]:
     """(value, text as written) of a --set or PARITY_* value: a YAML scalar, else the
     text itself; a number parity refuses (NaN, beyond 64 bits) is an error."""
-    from .yamlio import parse_text
+    from ..yamlio import parse_text
 
     if any(c in raw for c in "\n\r\x85\u2028\u2029"):
         return raw, None  # one line, or it would be read as more keys

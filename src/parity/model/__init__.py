@@ -14,11 +14,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import identity as idp
+from .. import identity as idp
 from . import schema, templates
-from .errors import InputError, InputErrors, ParityError, did_you_mean
-from .layers import Layer, Selection, describe, merged_tree
-from .nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path, to_plain
+from ..errors import InputError, InputErrors, ParityError, did_you_mean
+from .layers import ENV_VARS, Layer, Selection, describe, environ_subset, load_layer, merged_tree, plan_layers  # noqa
+from ..nodes import ListKey, Loc, Map, Node, Scalar, Seq, format_path, to_plain
 
 DEFAULT_LOC = Loc("(default)", 0, "default")
 
@@ -874,7 +874,7 @@ def _check_env_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
     """A declared secret value delivered as env must fit compose's raw env file
     (one line) as the kind lane's Secret delivers it. Names the secret and key,
     never the value."""
-    from .secrets import env_unsafe
+    from ..secrets import env_unsafe
 
     spec = ((secrets.get(ref.get("secret")) or {}).get("keys") or {}).get(ref.get("key"))
     declared = spec.get("value") if isinstance(spec, dict) else None
