@@ -126,7 +126,7 @@ class Ctx:
 
     def build_contexts(self) -> Iterator[tuple[str, dict, Path]]:
         """(service, build, resolved context) of every build whose context is a
-        directory inside the repository (the model refuses the others: model._check_images)."""
+        directory inside the repository (the model refuses the others: model.formats.check_images)."""
         root = self.root.resolve()
         for name, svc in self.services.items():
             b = svc.get("build")
