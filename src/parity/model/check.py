@@ -18,9 +18,9 @@ from .locate import locate
 def compile_check(sch: dict):
     """A function telling, fast, that an instance is valid against ``sch``: True
     only when jsonschema (draft 2020-12) would report no error. It covers the
-    keywords this module's schemas use, a little stricter where that is simpler
-    (an integer is an ``int``, not ``1.0``; ``enum`` compares types too), so a
-    False means "ask jsonschema", which finds and words the errors."""
+    keywords the schemas of :mod:`parity.model.schema` use, a little stricter where
+    that is simpler (an integer is an ``int``, not ``1.0``; ``enum`` compares types
+    too), so a False means "ask jsonschema", which finds and words the errors."""
     checks = []
     kw = set(sch)
     unknown = kw - {"type", "enum", "pattern", "minLength", "minimum", "maximum",
@@ -115,7 +115,6 @@ def _display_path(tree: Map, parts: list) -> tuple:
             out.append(p)
             node = node.entries.get(p) if isinstance(node, Map) else None
     return tuple(out)
-
 
 
 _validator = None
@@ -219,4 +218,3 @@ def validate_schema(tree: Map, order: str, plain: dict | None = None) -> list[Pa
         errors.append(InputError(message, where=str(loc), path=format_path(full), hint=hint,
                                  layers=order))
     return errors
-

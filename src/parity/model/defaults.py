@@ -79,7 +79,6 @@ def apply_defaults(tree: Map) -> Map:
     return Map(entries, tree.keylocs, tree.hist)
 
 
-
 def as_written(node: Node, sch: dict | None = None) -> Node:
     """Where the schema takes a string, a number keeps the text it was written in
     (``0755`` stays ``0755``, ``1.10`` stays ``1.10``; an env value, an arg, a build
@@ -124,4 +123,3 @@ def as_written(node: Node, sch: dict | None = None) -> Node:
             return node
         return Seq(new_items, node.hist, node.op)
     return node
-

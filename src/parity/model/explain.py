@@ -33,7 +33,6 @@ def masked_plain(resolved: Resolved) -> dict:
     return mask_secret_values(to_plain(enabled_tree(resolved)))
 
 
-
 def is_secret_path(path: tuple) -> bool:
     return len(path) >= 5 and path[0] == "secrets" and path[2] == "keys" and path[4] == "value"
 

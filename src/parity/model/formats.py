@@ -45,7 +45,6 @@ def readiness_path_problem(path: str, edge: bool = False) -> str | None:
     return None
 
 
-
 def check_dns(st: dict, services: dict, err) -> None:
     """The stack's domain and every name ``internal_dns`` gives must be DNS names:
     they are written into nginx.conf, Compose network aliases, Kubernetes objects and
@@ -161,4 +160,3 @@ def inside(repo: Path, base: Path, rel: str) -> Path | None:
     except (OSError, RuntimeError, ValueError):  # a symlink loop, an unreadable path
         return None
     return resolved if resolved.is_relative_to(repo) else None
-

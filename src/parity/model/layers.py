@@ -142,7 +142,6 @@ def set_label(item: str) -> str:
     return f"--set {item}"
 
 
-
 def describe(layers: list[Layer]) -> str:
     """``base -> phase:1 -> mode:kind -> images:default`` (consecutive duplicates folded)."""
     names: list[str] = []

@@ -48,7 +48,6 @@ def locate(tree: Map, path: tuple) -> tuple[Node | None, Loc]:
     return node, loc
 
 
-
 def parse_path(text: str) -> tuple:
     """``services.api.ports[http].port`` -> ('services', 'api', 'ports', ListKey('http'),
     'port')."""
@@ -62,4 +61,3 @@ def parse_path(text: str) -> tuple:
             g = m.group(3)
             out.append(int(g) if g.isdigit() else ListKey(g))
     return tuple(out)
-

@@ -27,7 +27,6 @@ def check_env_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
             f"key: {ref['key']}), or declare a value without line breaks")
 
 
-
 def check_secret(ref: dict, secrets: dict, path: tuple, err) -> None:
     name, key = ref.get("secret"), ref.get("key")
     if name not in secrets:
@@ -97,4 +96,3 @@ def check_refs(value: str, path: tuple, services: dict, phase: int, err,
             err(path, f"{ref.text} refers to '{owner}', which starts in phase "
                 f"{services[owner].get('phase')}, later than the chosen phase {phase}",
                 f"set this value in overlays/phases/{services[owner].get('phase')}.yaml")
-

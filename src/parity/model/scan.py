@@ -206,10 +206,8 @@ def _no_twins(files: list[Path], rel) -> None:
         seen[key] = f
 
 
-
 def relative(root: Path, f: Path) -> str:
     try:
         return str(f.relative_to(root))
     except ValueError:
         return str(f)
-

@@ -84,7 +84,7 @@ class Ref:
 
 
 class TemplateError(ValueError):
-    """A malformed or unknown reference; model.py adds file:line."""
+    """A malformed or unknown reference; :mod:`parity.model.references` adds file:line."""
 
 
 def parse(value: str) -> list[Ref]:
