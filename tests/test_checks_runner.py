@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from parity import checks, model
-from parity.layers import Selection
+from parity.model import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 

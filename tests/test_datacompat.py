@@ -10,7 +10,7 @@ from parity import model
 from parity.datacompat import (Written, check, forget, incompatibility, is_image_id, recalled,
                                remember, split_image, version)
 from parity.errors import InputError, InputErrors
-from parity.layers import Selection
+from parity.model import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 

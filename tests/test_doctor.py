@@ -12,7 +12,7 @@ import pytest
 
 from foreign import ForeignAPI  # tests/foreign.py
 from parity import cli
-from parity.layers import Selection
+from parity.model import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 

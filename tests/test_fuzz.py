@@ -92,7 +92,7 @@ def model_leaves(rng: random.Random) -> list[tuple]:
     ones holding text, or the ones in HOT, chosen at random."""
     if not _LEAVES:
         from parity import model
-        from parity.layers import Selection
+        from parity.model import Selection
         from parity.nodes import Scalar, format_path, walk_leaves
 
         resolved = model.load(ROOT, Selection("kind", 3))

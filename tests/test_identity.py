@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parity import identity, model
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import SecretRef
 
 ROOT = Path(__file__).resolve().parent.parent

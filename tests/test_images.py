@@ -19,7 +19,7 @@ from parity import docker, images, model
 from parity.images import builder, hashing, planner, rootfs, runlog
 from parity.images import fetch as images_fetch
 from parity.errors import CheckFailed, InputError, PrerequisiteMissing
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import Build
 
 ROOT = Path(__file__).resolve().parent.parent

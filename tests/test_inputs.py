@@ -15,8 +15,8 @@ import pytest
 
 from parity import cli, model
 from parity.errors import InputError, ParityError
-from parity.layers import Selection, describe, plan_layers
-from parity.overlay import parse_tag
+from parity.model import Selection, describe, plan_layers, validate
+from parity.model.overlay import parse_tag
 from parity.yamlio import MAX_DEPTH, MAX_INPUT_BYTES, parse_text, read_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -487,11 +487,11 @@ def test_a_dependency_chain_longer_than_the_recursion_limit_is_walked() -> None:
     n = 5000
     services = {f"s{i:05d}": {"depends_on": [f"s{i + 1:05d}"] if i < n - 1 else []}
                 for i in range(n)}
-    assert model._cycles(services) == []
+    assert validate._cycles(services) == []
     closure = rules._closure(services)
     assert len(closure["s00000"]) == n - 1 and closure[f"s{n - 1:05d}"] == set()
     services[f"s{n - 1:05d}"]["depends_on"] = ["s00000"]
-    cycles = model._cycles(services)
+    cycles = validate._cycles(services)
     assert len(cycles) == 1 and len(cycles[0]) == n + 1
     assert rules._closure(services)["s00003"] == set(services) - {"s00003"}
 
@@ -499,7 +499,7 @@ def test_a_dependency_chain_longer_than_the_recursion_limit_is_walked() -> None:
 def test_cycles_are_reported_as_before() -> None:
     services = {"a": {"depends_on": ["b"]}, "b": {"depends_on": ["c", "a"]},
                 "c": {"depends_on": ["c"]}, "d": {"depends_on": ["nope", "a"]}}
-    assert model._cycles(services) == [["c", "c"], ["a", "b", "a"]]
+    assert validate._cycles(services) == [["c", "c"], ["a", "b", "a"]]
 
 
 def test_a_long_chain_of_services_loads(repo_copy: Path) -> None:

@@ -435,7 +435,7 @@ def _calls(bindir: Path) -> list[dict]:
 
 def _lane(root: Path):
     from parity import model
-    from parity.layers import Selection
+    from parity.model import Selection
     from parity.lifecycle import UI
     from parity.lifecycle.kind import KindLane
 

@@ -277,7 +277,7 @@ def test_with_a_foreign_kubeconfig_in_parity_place_nothing_connects(tmp_path, fo
 
 def test_each_workload_waits_as_long_as_its_readiness_allows() -> None:
     from parity import model
-    from parity.layers import Selection
+    from parity.model import Selection
     from parity.lifecycle import UI
     from parity.lifecycle.kind import KindLane
 

@@ -10,7 +10,7 @@ import pytest
 
 from parity import model
 from parity.errors import InputError
-from parity.layers import Selection, describe, plan_layers
+from parity.model import Selection, describe, plan_layers
 from parity.nodes import to_plain
 
 ROOT = Path(__file__).resolve().parent.parent

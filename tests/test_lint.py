@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from parity import model
-from parity.layers import Selection
+from parity.model import Selection
 from parity.lint import Finding, lint_compose, lint_kind
 from parity.render.kind import manifest_docs
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from parity import layers, model
+from parity import model
+from parity.model import layers
 from parity.errors import InputError
 from parity.modes import MODES, mode_record, selection
 from parity.render import RenderContext, render

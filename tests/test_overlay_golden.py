@@ -12,7 +12,7 @@ import pytest
 
 from parity.errors import ParityError
 from parity.nodes import format_path, to_plain, walk_leaves
-from parity.overlay import Context, Policy, apply, parse_tag
+from parity.model.overlay import Context, Policy, apply, parse_tag
 from parity.yamlio import dump, parse_text
 
 from filetest import read_case, write_case

@@ -22,7 +22,7 @@ import yaml
 
 from parity import model, secrets
 from parity.errors import InputError
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import File, Port, Readiness, Route, SecretFile, SecretRef, Stack, Storage
 from parity.render import RenderContext, default_out, write
 from parity.render.compose import COMPOSE_FILE, NGINX_CONF, _double_quoted, _fit_lines, \

@@ -32,7 +32,7 @@ from yamllint.config import YamlLintConfig
 
 from parity import model
 from parity.errors import InputError
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import SecretRef
 from parity.render import LABEL_MANAGED, RenderContext, render
 from parity.validators import (K8S_OLDEST, KIND_V1ALPHA4, GATEWAY_KINDS, _scalar_lines,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parity import cli, docker, running
-from parity.layers import Selection
+from parity.model import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 

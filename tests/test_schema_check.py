@@ -1,4 +1,4 @@
-"""schema.compile_check clears a model only when jsonschema finds no error in it."""
+"""check.compile_check clears a model only when jsonschema finds no error in it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from parity import cli, model, schema
+from parity import cli, model
+from parity.model import check, schema
 from parity.nodes import to_plain
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECK = schema.compile_check(schema.STACK)
+CHECK = check.compile_check(schema.STACK)
 VALIDATOR = Draft202012Validator(schema.STACK)
 
 

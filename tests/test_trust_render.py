@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from parity import cli, fsio, model, secrets, templates
+from parity import cli, fsio, model, secrets
+from parity.model import templates
 from parity.errors import InputError, ParityError
 
 STATE = ".parity"

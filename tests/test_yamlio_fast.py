@@ -11,7 +11,7 @@ import pytest
 from parity import yamlio
 from parity.errors import InputError
 from parity.nodes import Map, Seq
-from parity.overlay import parse_tag
+from parity.model.overlay import parse_tag
 
 
 def _sig(node):

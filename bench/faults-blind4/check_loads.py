@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from parity import model
-from parity.layers import Selection
+from parity.model import Selection
 
 REPO = Path(__file__).resolve().parents[2]
 corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent

@@ -11,10 +11,10 @@ import sys
 from io import StringIO
 from pathlib import Path
 
-from . import lock, model, running, schema
+from . import lock, model, running
 from .errors import CheckFailed, InputError
 from .fsio import Entry, write_all
-from .layers import ENV_VARS, Selection
+from .model import ENV_VARS, Selection, schema
 from .lifecycle import UI, status_json
 from .modes import mode_record, selection  # tasks call cli.selection too
 from .render import RenderContext, default_out, render as do_render

@@ -570,7 +570,7 @@ def _local_entry(local_layers: list, trees: tuple[Map, ...], parts: tuple) -> So
     newest local file that names the path, or replaces or removes a parent of it;
     else the newest local entry in the merged node's history. None when the value
     changed only through another one (e.g. a reference's resolution)."""
-    from .layers import load_layer
+    from .model import load_layer
     from .model import locate
 
     for layer in reversed(local_layers):

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import secrets
 from .errors import InputError, ParityError, did_you_mean
 from .fsio import Entry, ensure_dir
-from .layers import Selection, environ_subset
+from .model import Selection, environ_subset
 from .yamlio import load_docs
 
 
@@ -59,7 +59,7 @@ class Mode:
 def selection(mode: str, phase: int | str, profile: str | None = None,
               sets: list[str] | tuple[str, ...] | None = None,
               environ: dict[str, str] | None = None) -> Selection:
-    """A :class:`~parity.layers.Selection` from command-line values; the environment's
+    """A :class:`~parity.model.Selection` from command-line values; the environment's
     PARITY_* variables are read here, once."""
     try:
         phase_n = int(phase)

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import templates
+from .model import templates
 from .errors import InputError, did_you_mean
 from .nodes import ListKey, Map, Node, Scalar, Seq, format_path
 
@@ -126,7 +126,7 @@ class Ctx:
 
     def build_contexts(self) -> Iterator[tuple[str, dict, Path]]:
         """(service, build, resolved context) of every build whose context is a
-        directory inside the repository (the model refuses the others: model._check_images)."""
+        directory inside the repository (the model refuses the others: model.formats.check_images)."""
         root = self.root.resolve()
         for name, svc in self.services.items():
             b = svc.get("build")
@@ -1279,7 +1279,7 @@ def _dependency_scaled_to_zero(c: Ctx):
 def quantity(text: str) -> float:
     """A quantity in base units (cores, bytes); NaN when it is not one (the schema
     refuses those first)."""
-    from .schema import quantity as exact
+    from .model.schema import quantity as exact
 
     try:
         return float(exact(text))
@@ -1859,7 +1859,7 @@ PROFILE_KEYS = ("image", "build")
 
 @rule("image-profile-scope", "an image profile that changes more than images")
 def _image_profile_scope(c: Ctx):
-    from .layers import load_layer
+    from .model import load_layer
 
     for layer in c.layers:
         if not layer.name.startswith("images:") or layer.file is None:

@@ -73,7 +73,7 @@ def _write(root: Path, entries: dict[str, Running]) -> None:
 
 
 def record(root: Path, sel) -> None:
-    """Remember ``sel`` (a :class:`parity.layers.Selection`) as its mode's running
+    """Remember ``sel`` (a :class:`parity.model.Selection`) as its mode's running
     selection."""
     entries = read(root)
     entries[sel.mode] = Running(sel.mode, sel.phase, sel.effective_profile(), tuple(sel.sets))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from parity.layers import Selection
+from parity.model import Selection
 from parity.model import load
 from parity.render import RenderContext
 from parity.render.kind import EDGE_TLS_SECRET, GATEWAY_CLASS, LOCAL_CA_CONFIGMAP, render_kind

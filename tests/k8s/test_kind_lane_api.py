@@ -82,7 +82,7 @@ from parity import tls
 from parity.errors import CheckFailed, InputError
 from parity.lifecycle.kind import edge as kind_edge_module
 from parity.lifecycle.kind import FIELD_MANAGER, Kube
-from parity.layers import Selection
+from parity.model import Selection
 from parity.lifecycle import UI
 from parity import docker as parity_docker
 from parity.lifecycle.kind import STATE_CONFIGMAP, KindLane
@@ -90,7 +90,7 @@ from parity.render.edge import (CONTROLLER_NAME, EDGE_DEPLOYMENT, EDGE_NAMESPACE
                                 EDGE_NODEPORT_HTTP, EDGE_NODEPORT_HTTPS, EDGE_SERVICE,
                                 GATEWAY_API_VERSION)
 from parity.model import load
-from parity.schema import KIND_NODE_IMAGE
+from parity.model.schema import KIND_NODE_IMAGE
 from parity.render.kind import (ANNOTATION_WAVE, EDGE_TLS_SECRET, GATEWAY_CLASS, GATEWAY_NAME,
                                 LOCAL_CA_CONFIGMAP, LOCAL_CA_KEY)
 

@@ -31,7 +31,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from .. import schema
+from ..model import schema
 from .. import secrets as secret_store
 from .. import yamlio
 from ..errors import InputError

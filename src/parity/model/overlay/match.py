@@ -7,8 +7,8 @@ told otherwise), and an error says how many it found and which keys do exist.
 
 from __future__ import annotations
 
-from ..errors import InputError, did_you_mean, existing
-from ..nodes import ListKey, Map, Node, Scalar, Seq, format_path
+from ...errors import InputError, did_you_mean, existing
+from ...nodes import ListKey, Map, Node, Scalar, Seq, format_path
 from .ops import Op
 
 

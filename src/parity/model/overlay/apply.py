@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import InputError, did_you_mean, existing
-from ..nodes import ListKey, Map, Node, Scalar, Seq, format_path, kind_of
+from ...errors import InputError, did_you_mean, existing
+from ...nodes import ListKey, Map, Node, Scalar, Seq, format_path, kind_of
 from .match import check_count, item_key, match_items
 from .ops import MERGE, Op
 

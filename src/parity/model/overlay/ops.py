@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import InputError, did_you_mean
-from ..nodes import Loc
+from ...errors import InputError, did_you_mean
+from ...nodes import Loc
 
 OPERATIONS = ("merge", "replace", "remove", "append", "insert")
 PARAMETERS = ("missing_ok", "children_missing_ok", "expects", "by", "before", "after")

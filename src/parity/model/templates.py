@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import did_you_mean
+
 KINDS = ("service", "host", "port", "route", "stack", "identity")
 STACK_FIELDS = ("name", "domain", "namespace")
 #: The placeholders of ``stack.internal_dns`` (nothing else is substituted).
@@ -55,8 +57,6 @@ def dns_pattern_problem(pattern: str) -> str | None:
     are checked by :func:`dns_name_problem`."""
     for m in _PLACEHOLDER.finditer(pattern):
         if m.group(1) not in DNS_PLACEHOLDERS:
-            from .errors import did_you_mean
-
             close = did_you_mean(m.group(1), DNS_PLACEHOLDERS)
             return (f"unknown placeholder '{m.group(0)}'{close}"
                     f"; internal_dns knows {' and '.join('{%s}' % p for p in DNS_PLACEHOLDERS)}")
@@ -84,7 +84,7 @@ class Ref:
 
 
 class TemplateError(ValueError):
-    """A malformed or unknown reference; model.py adds file:line."""
+    """A malformed or unknown reference; :mod:`parity.model.references` adds file:line."""
 
 
 def parse(value: str) -> list[Ref]:
@@ -102,8 +102,6 @@ def parse(value: str) -> list[Ref]:
             raise TemplateError("secrets are never interpolated into strings; give the value "
                                 "as {secret: NAME, key: KEY} and let the app compose it")
         if kind not in KINDS:
-            from .errors import did_you_mean
-
             raise TemplateError(f"unknown reference kind '{kind}' in '${{{body}}}'"
                                 f"{did_you_mean(kind, KINDS)}")
         if kind in ("service", "port"):

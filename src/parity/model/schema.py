@@ -4,8 +4,8 @@ which mappings are collections.
 The schema is the single statement of what a stack file may contain; it is also
 written to ``docs/schema.json`` (``inv schema``) so editors can complete and check
 ``base/`` files. Unknown keys are errors everywhere (``additionalProperties:
-false``); :mod:`parity.model` turns schema errors into messages with file:line and a
-did-you-mean.
+false``); :mod:`parity.model.check` turns schema errors into messages with
+file:line and a did-you-mean.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def list_key(path: tuple) -> str:
     return "name"
 
 
-#: Lists whose items get defaults (``parity.model.apply_defaults``), by path.
+#: Lists whose items get defaults (``parity.model.defaults.apply_defaults``), by path.
 ITEM_DEFAULTS = (
     (("services", "*", "ports"), PORT_DEFAULTS),
     (("services", "*", "routes"), ROUTE_DEFAULTS),
@@ -289,91 +289,3 @@ def allowed_types(sch: dict) -> set[str]:
 
 def child_schemas(sch: dict) -> list[dict]:
     return [sch, *sch.get("anyOf", ())]
-
-
-# --------------------------------------------------------------------------- fast check
-
-def compile_check(sch: dict):
-    """A function telling, fast, that an instance is valid against ``sch``: True
-    only when jsonschema (draft 2020-12) would report no error. It covers the
-    keywords this module's schemas use, a little stricter where that is simpler
-    (an integer is an ``int``, not ``1.0``; ``enum`` compares types too), so a
-    False means "ask jsonschema", which finds and words the errors."""
-    checks = []
-    kw = set(sch)
-    unknown = kw - {"type", "enum", "pattern", "minLength", "minimum", "maximum",
-                    "minItems", "items", "properties", "additionalProperties",
-                    "propertyNames", "required", "minProperties", "maxProperties",
-                    "anyOf"}
-    if unknown:  # a keyword this does not model: never claim valid
-        return lambda inst: False
-    if "type" in kw:
-        types = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
-        pytypes = {"string": (str,), "integer": (int,), "number": (int, float),
-                   "boolean": (bool,), "null": (type(None),), "object": (dict,),
-                   "array": (list,)}
-        allowed = tuple({t for name in types for t in pytypes[name]})
-        no_bool = bool not in allowed
-
-        def check_type(inst, allowed=allowed, no_bool=no_bool):
-            cls = inst.__class__
-            return cls in allowed and not (no_bool and cls is bool)
-        checks.append(check_type)
-    if "enum" in kw:
-        options = [(o.__class__, o) for o in sch["enum"]]
-        checks.append(lambda inst, options=options: (inst.__class__, inst) in options)
-    if "pattern" in kw:
-        search = re.compile(sch["pattern"]).search
-        checks.append(lambda inst, search=search: inst.__class__ is not str
-                      or search(inst) is not None)
-    if "minLength" in kw:
-        n = sch["minLength"]
-        checks.append(lambda inst, n=n: inst.__class__ is not str or len(inst) >= n)
-    for key, ok in (("minimum", lambda v, b: v >= b), ("maximum", lambda v, b: v <= b)):
-        if key in kw:
-            bound = sch[key]
-            checks.append(lambda inst, bound=bound, ok=ok: inst.__class__ not in (int, float)
-                          or ok(inst, bound))
-    if "minItems" in kw:
-        n = sch["minItems"]
-        checks.append(lambda inst, n=n: inst.__class__ is not list or len(inst) >= n)
-    if "items" in kw:
-        item = compile_check(sch["items"])
-        checks.append(lambda inst, item=item: inst.__class__ is not list
-                      or all(item(v) for v in inst))
-    if kw & {"properties", "additionalProperties", "propertyNames", "required",
-             "minProperties", "maxProperties"}:
-        props = {k: compile_check(v) for k, v in sch.get("properties", {}).items()}
-        extra = sch.get("additionalProperties", True)
-        extra_check = None if extra is True else (
-            (lambda inst: False) if extra is False else compile_check(extra))
-        names = compile_check(sch["propertyNames"]) if "propertyNames" in kw else None
-        required = tuple(sch.get("required", ()))
-        lo, hi = sch.get("minProperties", 0), sch.get("maxProperties")
-
-        def check_object(inst, props=props, extra_check=extra_check, names=names,
-                         required=required, lo=lo, hi=hi):
-            if inst.__class__ is not dict:
-                return True
-            if len(inst) < lo or (hi is not None and len(inst) > hi):
-                return False
-            for r in required:
-                if r not in inst:
-                    return False
-            for k, v in inst.items():
-                if names is not None and not names(k):
-                    return False
-                c = props.get(k)
-                if c is None:
-                    if extra_check is not None and not extra_check(v):
-                        return False
-                elif not c(v):
-                    return False
-            return True
-        checks.append(check_object)
-    if "anyOf" in kw:
-        alts = [compile_check(s) for s in sch["anyOf"]]
-        checks.append(lambda inst, alts=alts: any(a(inst) for a in alts))
-    if len(checks) == 1:
-        return checks[0]
-    return lambda inst, checks=tuple(checks): all(c(inst) for c in checks)
