@@ -1,4 +1,4 @@
-"""parity.fastemit writes what yamlio's libyaml path writes, byte for byte, or declines.
+"""parity.yamlio.fastemit writes what yamlio's libyaml path writes, byte for byte, or declines.
 
 The reference is the libyaml path itself (PyYAML's C emitter plus yamlio's sequence
 re-indentation), called on the same documents: every case asserts equality with it, and
@@ -11,17 +11,18 @@ import random
 import pytest
 import yaml
 
-from parity import fastemit, yamlio
+from parity import yamlio
+from parity.yamlio import emit, fastemit
 
 
 def libyaml_path(docs):
-    raw = yaml.dump_all(docs, Dumper=yamlio._dumper(), default_flow_style=False,
+    raw = yaml.dump_all(docs, Dumper=emit._dumper(), default_flow_style=False,
                         sort_keys=False, explicit_start=True, width=4096, allow_unicode=True)
-    return yamlio._indent_sequences(raw)
+    return emit._indent_sequences(raw)
 
 
 def writer():
-    return fastemit.Writer(yamlio._libyaml_one)
+    return fastemit.Writer(emit._libyaml_one)
 
 
 CASES = {

@@ -78,7 +78,7 @@ def test_dump_writes_what_pyyamls_own_representer_writes() -> None:
     same bytes, aliases of a dict met twice included."""
     import yaml
 
-    from parity import yamlio
+    from parity.yamlio import emit
 
     class Reference(yaml.CSafeDumper):
         pass
@@ -91,4 +91,4 @@ def test_dump_writes_what_pyyamls_own_representer_writes() -> None:
             [{"name": "n", "v": {"deep": [[1], ["a: b"]]}}], "top", None, 12]
     want = yaml.dump_all(docs, Dumper=Reference, default_flow_style=False, sort_keys=False,
                          explicit_start=True, width=4096, allow_unicode=True)
-    assert dump_all(docs) == yamlio._indent_sequences(want)
+    assert dump_all(docs) == emit._indent_sequences(want)

@@ -9,6 +9,8 @@ import random
 import pytest
 
 from parity import yamlio
+from parity.yamlio.fast import fast_docs
+from parity.yamlio.reference import parse_reference
 from parity.errors import InputError
 from parity.nodes import Map, Seq
 from parity.model.overlay import parse_tag
@@ -38,7 +40,7 @@ def _read(fn, text, tag_parser):
 def _same(text: str) -> None:
     for tag_parser in (None, parse_tag):
         fast = _read(yamlio.parse_text, text, tag_parser)
-        ref = _read(yamlio._parse_reference, text, tag_parser)
+        ref = _read(parse_reference, text, tag_parser)
         assert fast == ref, text
 
 
@@ -103,7 +105,7 @@ def test_the_repository_inputs_are_read_by_libyaml() -> None:
     assert files
     for f in files:
         text = f.read_text()
-        assert yamlio._fast_docs(text) is not None, f
+        assert fast_docs(text) is not None, f
         _same(text)
 
 

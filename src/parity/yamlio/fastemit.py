@@ -1,7 +1,8 @@
 """A block-style YAML writer for the plain data renderers produce (dict, list, str,
-int, bool, None), byte-identical to ``yamlio.dump_all``'s libyaml path followed by its
-sequence re-indentation, and several times faster: libyaml's C emitter is fast, but
-PyYAML builds a node per value and asks the Python resolver twice per scalar first.
+int, bool, None), byte-identical to the libyaml path of :func:`parity.yamlio.dump_all`
+(PyYAML's emitter plus its sequence re-indentation), and several times faster: the C
+emitter is fast, but PyYAML first builds a node per value and asks the Python
+resolver twice per scalar.
 
 The writer decides only what is certain: a plain ASCII word-like string, an int, a
 bool, null, an empty collection. Every other scalar is written once by libyaml itself

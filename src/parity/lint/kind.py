@@ -1,57 +1,23 @@
-"""Cross-reference lint over rendered output: every name one object uses to find
-another must resolve inside the same render.
-
-Schema validation (kubernetes-validate, ``docker compose config``) proves each
-object is well formed on its own; it cannot see that a Service selects no pod, that
-a probe names a port the container does not have, or that a ``secretKeyRef`` asks
-for a key its Secret will never hold. Those mistakes only show on a live cluster,
-late and one at a time; this module finds all of them offline.
-
-``lint_kind(docs, stack)`` checks the documents of ``manifests.yaml``;
-``lint_compose(compose, stack)`` checks a compose file as a dict. Both are pure and
-return every :class:`Finding` (empty when clean), each naming the object, the
-field and what is wrong, e.g.::
-
-    Service/api spec.selector: selects app.kubernetes.io/name=apx, which no pod
-    template carries
-
-Objects the kind driver creates itself (:data:`parity.render.kind.DRIVER_PROVIDED`)
-count as present. Work is linear in the number of documents: each check reads
-indexes built once.
-"""
+"""The cross-reference lint of a kind render (the documents of ``manifests.yaml``):
+selectors, ports, probes, secret and config references, routes, labels and the
+annotations parity's own kind driver reads. Objects the kind driver creates itself
+(:data:`parity.render.names.DRIVER_PROVIDED`) count as present."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from .render.names import (ANNOTATION_DEPENDS_ON, ANNOTATION_SECRET_KEYS, ANNOTATION_WAVE,
-                           DRIVER_PROVIDED, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PHASE,
-                           LABEL_SERVICE, LABEL_STACK)
+from ..render.names import (ANNOTATION_DEPENDS_ON, ANNOTATION_SECRET_KEYS, ANNOTATION_WAVE,
+                            DRIVER_PROVIDED, LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PHASE,
+                            LABEL_SERVICE, LABEL_STACK)
+from .finding import Finding, name_list
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    obj: str       # e.g. Deployment/api, or service/api for compose
-    field: str     # e.g. spec.selector.matchLabels
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.obj} {self.field}: {self.message}"
-
-
-def _names(values: Iterable[Any]) -> str:
-    shown = sorted({str(v) for v in values})
-    return ", ".join(shown) if shown else "none"
 
 
 def _pairs(labels: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items())
 
-
-# --------------------------------------------------------------------------- kind
 
 class _KindLint:
     def __init__(self, docs: list[dict], stack):
@@ -155,10 +121,10 @@ class _KindLint:
                             for cp in c.get("ports") or []]
                 if isinstance(target, str):
                     ok = any(cp.get("name") == target for cp in declared)
-                    shown = _names(cp.get("name") for cp in declared if cp.get("name"))
+                    shown = name_list(cp.get("name") for cp in declared if cp.get("name"))
                 else:
                     ok = any(cp.get("containerPort") == target for cp in declared)
-                    shown = _names(cp.get("containerPort") for cp in declared)
+                    shown = name_list(cp.get("containerPort") for cp in declared)
                 if not ok:
                     self.add(d, f"spec.ports[{port.get('name', port.get('port'))}].targetPort",
                              f"port {target!r} is not declared by the pods of {ref} "
@@ -234,7 +200,7 @@ class _KindLint:
             if key not in have:
                 self.add(d, f"{field}.items[{key}].key" if not field.endswith("KeyRef")
                          else f"{field}.key",
-                         f"{kind}/{name} has no key '{key}' (keys: {_names(have)})")
+                         f"{kind}/{name} has no key '{key}' (keys: {name_list(have)})")
 
     def keys_of(self, kind: str, ns: str, name: str) -> set[str]:
         obj = self.objects[(kind, ns, name)]
@@ -274,7 +240,7 @@ class _KindLint:
             if m.get("name") not in volumes and m.get("name") not in claims:
                 self.add(d, f"{field}.volumeMounts[{m.get('mountPath')}].name",
                          f"no volume or volumeClaimTemplate named '{m.get('name')}' "
-                         f"(volumes: {_names(list(volumes) + list(claims))})")
+                         f"(volumes: {name_list(list(volumes) + list(claims))})")
         probe = c.get("readinessProbe")
         if probe is None:
             if probe_required:
@@ -286,7 +252,7 @@ class _KindLint:
             if isinstance(port, str) and port not in port_names:
                 self.add(d, f"{field}.readinessProbe.{action}.port",
                          f"port '{port}' is not a port of container {c.get('name')} "
-                         f"(ports: {_names(port_names)})")
+                         f"(ports: {name_list(port_names)})")
 
     def depends_on(self, d: dict) -> None:
         notes = (d.get("metadata") or {}).get("annotations") or {}
@@ -303,7 +269,7 @@ class _KindLint:
                 continue  # the edge is the Gateway (or the Ingress controller) in kind
             if target not in workloads:
                 self.add(d, field, f"depends on '{target}', which is not a workload in "
-                         f"this render (workloads: {_names(workloads)})")
+                         f"this render (workloads: {name_list(workloads)})")
                 continue
             their = ((workloads[target].get("metadata") or {}).get("annotations") or {}) \
                 .get(ANNOTATION_WAVE)
@@ -323,10 +289,10 @@ class _KindLint:
         if isinstance(port, str):
             if not any(p.get("name") == port for p in ports):
                 self.add(d, f"{field}.port", f"Service/{name} has no port named '{port}' "
-                         f"(ports: {_names(p.get('name') for p in ports)})")
+                         f"(ports: {name_list(p.get('name') for p in ports)})")
         elif not any(p.get("port") == port for p in ports):
             self.add(d, f"{field}.port", f"Service/{name} has no port {port} "
-                     f"(ports: {_names(p.get('port') for p in ports)})")
+                     f"(ports: {name_list(p.get('port') for p in ports)})")
 
     def http_route(self, d: dict) -> None:
         spec = d.get("spec") or {}
@@ -343,7 +309,7 @@ class _KindLint:
             section = parent.get("sectionName")
             if section is not None and section not in listeners:
                 self.add(d, f"spec.parentRefs[{i}].sectionName", f"Gateway/{parent.get('name')} "
-                         f"has no listener '{section}' (listeners: {_names(listeners)})")
+                         f"has no listener '{section}' (listeners: {name_list(listeners)})")
         for r, rule in enumerate(spec.get("rules") or []):
             for b, ref in enumerate(rule.get("backendRefs") or []):
                 if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
@@ -403,99 +369,3 @@ class _KindLint:
 def lint_kind(docs: list[dict], stack) -> list[Finding]:
     """Every broken cross-reference in the documents of a kind render."""
     return _KindLint(docs, stack).run()
-
-
-# --------------------------------------------------------------------------- compose
-
-def _host_ip(entry: Any) -> tuple[str, str]:
-    """(host ip, text) of one compose ``ports`` entry; ip "" means every interface."""
-    if isinstance(entry, dict):
-        text = f"{entry.get('host_ip', '')}:{entry.get('published', '')}:{entry.get('target')}"
-        return str(entry.get("host_ip") or ""), text
-    text = str(entry)
-    spec = text.split("/", 1)[0]
-    if spec.startswith("["):
-        return spec[1:spec.index("]")], text
-    parts = spec.split(":")
-    return (parts[0] if len(parts) == 3 else ""), text
-
-
-def _volume_source(entry: Any) -> tuple[str | None, str]:
-    """(named volume or None for bind/tmpfs, text) of one service ``volumes`` entry."""
-    if isinstance(entry, dict):
-        if entry.get("type", "volume") != "volume":
-            return None, str(entry.get("source"))
-        return entry.get("source"), str(entry.get("source"))
-    source = str(entry).split(":", 1)[0]
-    if ":" not in str(entry) or source.startswith((".", "/", "~", "$")):
-        return None, source  # an anonymous volume or a bind mount
-    return source, source
-
-
-def lint_compose(compose: dict, stack) -> list[Finding]:
-    """Every broken cross-reference in a compose file (as a dict)."""
-    from .secrets import env_file_name
-
-    findings: list[Finding] = []
-    services: dict = compose.get("services") or {}
-    edge = stack.edge()
-    edge_name = edge.name if edge is not None else None
-    declared = {kind: set((compose.get(kind) or {}).keys())
-                for kind in ("secrets", "configs", "volumes", "networks")}
-    env_files = {name: env_file_name(name) for name in services}
-
-    def add(name: str, field: str, message: str) -> None:
-        findings.append(Finding(f"service/{name}", field, message))
-
-    for name, svc in sorted(services.items()):
-        svc = svc or {}
-        deps = svc.get("depends_on") or []
-        for dep in (deps if isinstance(deps, list) else list(deps)):
-            if dep not in services:
-                add(name, f"depends_on.{dep}", f"'{dep}' is not a service of this file "
-                    f"(services: {_names(services)})")
-        model = stack.services.get(name)
-        is_job = model is not None and model.workload == "job"
-        health = svc.get("healthcheck") or {}
-        test = health.get("test")
-        disabled = health.get("disable") or test == "NONE" or (
-            isinstance(test, list) and test[:1] == ["NONE"])
-        if not is_job and (not health or disabled):
-            add(name, "healthcheck", "missing: dependents wait for service_healthy, and "
-                "parity waits for readiness")
-        for kind in ("secrets", "configs"):
-            for entry in svc.get(kind) or []:
-                source = entry.get("source") if isinstance(entry, dict) else entry
-                if source not in declared[kind]:
-                    add(name, f"{kind}.{source}", f"'{source}' is not declared under "
-                        f"top-level {kind}: (declared: {_names(declared[kind])})")
-        for entry in svc.get("volumes") or []:
-            source, _ = _volume_source(entry)
-            if source is not None and source not in declared["volumes"]:
-                add(name, f"volumes.{source}", f"named volume '{source}' is not declared "
-                    f"under top-level volumes: (declared: {_names(declared['volumes'])})")
-        nets = svc.get("networks") or []
-        for net in (nets if isinstance(nets, list) else list(nets)):
-            if net != "default" and net not in declared["networks"]:
-                add(name, f"networks.{net}", f"'{net}' is not declared under top-level "
-                    f"networks: (declared: {_names(declared['networks'])})")
-        files = svc.get("env_file") or []
-        for entry in ([files] if isinstance(files, (str, dict)) else files):
-            path = entry.get("path") if isinstance(entry, dict) else entry
-            path = str(path)
-            if path.startswith("/"):
-                add(name, "env_file", f"'{path}' is absolute; renders refer to files "
-                    "relative to the output directory")
-            for other, rel in env_files.items():
-                if other != name and path.endswith(rel):
-                    add(name, "env_file", f"'{path}' is the secret env file of service "
-                        f"'{other}'; a service reads only its own")
-        for entry in svc.get("ports") or []:
-            ip, text = _host_ip(entry)
-            if name != edge_name:
-                add(name, "ports", f"publishes {text}; only the edge ({edge_name}) "
-                    "publishes host ports")
-            elif ip != stack.edge_bind:
-                add(name, "ports", f"publishes {text} on {ip or 'every interface'}; "
-                    f"parity binds host ports to {stack.edge_bind} only")
-    return findings
