@@ -25,9 +25,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import templates
-from .errors import InputError, did_you_mean
-from .nodes import ListKey, Map, Node, Scalar, Seq, format_path
+from .. import templates
+from ..errors import InputError, did_you_mean
+from ..nodes import ListKey, Map, Node, Scalar, Seq, format_path
 
 POLICY_FILE = Path("base") / "parity-policy.yaml"
 
@@ -75,7 +75,7 @@ class Waiver:
     expired: bool = False
 
     def matches(self, v: Violation) -> bool:
-        from .diff import glob_pattern
+        from ..diff import glob_pattern
 
         return v.rule == self.rule and glob_pattern(self.path).fullmatch(v.path) is not None
 
@@ -117,7 +117,7 @@ class Ctx:
 
     def where(self, path: tuple) -> str | None:
         """file:line of ``path`` in the merged tree, or None when absent."""
-        from .model import locate
+        from ..model import locate
 
         node, loc = locate(self.tree, path)
         if node is None:
@@ -338,7 +338,7 @@ def _floating_image_tag(c: Ctx):
         if not df.is_relative_to(root):
             continue
         try:
-            from .images import dockerfile_parents
+            from ..images import dockerfile_parents
 
             parents = dockerfile_parents(df.read_text(encoding="utf-8"), b.get("args") or {},
                                          b.get("target"))
@@ -1000,7 +1000,7 @@ def _shared_credential(c: Ctx):
 
 @rule("probe-protocol", "an http probe on a port that does not speak http")
 def _probe_protocol(c: Ctx):
-    from .model import locate
+    from ..model import locate
 
     for name, svc in c.services.items():
         http = (svc.get("readiness") or {}).get("http")
@@ -1079,7 +1079,7 @@ def _ignored(src: str, patterns: list[str]) -> str | None:
 
 @rule("build-source-missing", "a Dockerfile COPY of a path the build context lacks")
 def _build_source_missing(c: Ctx):
-    from .images import dockerfile_lines
+    from ..images import dockerfile_lines
 
     root = c.root.resolve()
     for name, b, ctx in c.build_contexts():
@@ -1149,8 +1149,8 @@ def _build_source_missing(c: Ctx):
 def _fetched(ctx: Path, root: Path) -> set[str]:
     """What ``inv images`` puts into a copy of the context before building
     (``fetch.yaml``: pinned wheels' members); a broken list is images' to report."""
-    from .errors import ParityError
-    from .images import load_fetch
+    from ..errors import ParityError
+    from ..images import load_fetch
 
     try:
         return {f.dest.strip("/") for f in load_fetch(ctx, root)}
@@ -1279,7 +1279,7 @@ def _dependency_scaled_to_zero(c: Ctx):
 def quantity(text: str) -> float:
     """A quantity in base units (cores, bytes); NaN when it is not one (the schema
     refuses those first)."""
-    from .schema import quantity as exact
+    from ..schema import quantity as exact
 
     try:
         return float(exact(text))
@@ -1650,7 +1650,7 @@ def _readiness_on_liveness(c: Ctx):
 
 def _source_files(ctx: Path, dockerfile: Path) -> list[Path]:
     """The source files a Dockerfile copies from its context (its own COPY lines)."""
-    from .images import dockerfile_lines
+    from ..images import dockerfile_lines
 
     try:
         lines = dockerfile_lines(dockerfile.read_text(encoding="utf-8"))
@@ -1724,7 +1724,7 @@ _PORT_FLAG = re.compile(r"(?:^|[\s\[\",])--?(?:port|http[-_]port|listen[-_]port)
 
 def _dockerfile(c: Ctx, b: dict, ctx: Path) -> tuple[str, list[tuple[int, str]]] | None:
     """(repo-relative path, instructions) of a build's Dockerfile, or None."""
-    from .images import dockerfile_lines
+    from ..images import dockerfile_lines
 
     df = ctx / (b.get("dockerfile") or "Dockerfile")
     try:
@@ -1859,7 +1859,7 @@ PROFILE_KEYS = ("image", "build")
 
 @rule("image-profile-scope", "an image profile that changes more than images")
 def _image_profile_scope(c: Ctx):
-    from .layers import load_layer
+    from ..layers import load_layer
 
     for layer in c.layers:
         if not layer.name.startswith("images:") or layer.file is None:
@@ -1953,8 +1953,8 @@ def _probe_port_undeclared(c: Ctx):
 
 def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
     """``waivers:`` of the policy file (bad entries are InputError, exit 2)."""
-    from .diff import parse_until
-    from .yamlio import load_file
+    from ..diff import parse_until
+    from ..yamlio import load_file
 
     path = root / POLICY_FILE
     if not path.exists():
@@ -2001,8 +2001,8 @@ def load_waivers(root: Path, today: date | None = None) -> list[Waiver]:
 
 def check(resolved, root: Path, waivers: list[Waiver] | None = None) -> list[Violation]:
     """Every rule for the selection of ``resolved``, waivers applied; stable order."""
-    from .model import enabled_tree, locate
-    from .nodes import to_plain
+    from ..model import enabled_tree, locate
+    from ..nodes import to_plain
 
     tree = enabled_tree(resolved)
     data = to_plain(tree)
