@@ -26,7 +26,8 @@ def origin_shape(c: Ctx):
         for field_name in ("redirect_uris", "post_logout_redirect_uris"):
             for i, value in enumerate((client or {}).get(field_name) or []):
                 v = str(value).strip()
-                if v in ("*", "/*", "+") and field_name == "post_logout_redirect_uris" and v == "+":
+                if v in ("*", "/*", "+") and field_name == "post_logout_redirect_uris" \
+                        and v == "+":
                     continue
                 if v in ("*", "/*") or re.match(r"https?://\*", v):
                     yield ("identity", "clients", cid, field_name, i), (
