@@ -488,12 +488,12 @@ def test_a_dependency_chain_longer_than_the_recursion_limit_is_walked() -> None:
     services = {f"s{i:05d}": {"depends_on": [f"s{i + 1:05d}"] if i < n - 1 else []}
                 for i in range(n)}
     assert validate._cycles(services) == []
-    closure = rules._closure(services)
+    closure = rules.closure(services)
     assert len(closure["s00000"]) == n - 1 and closure[f"s{n - 1:05d}"] == set()
     services[f"s{n - 1:05d}"]["depends_on"] = ["s00000"]
     cycles = validate._cycles(services)
     assert len(cycles) == 1 and len(cycles[0]) == n + 1
-    assert rules._closure(services)["s00003"] == set(services) - {"s00003"}
+    assert rules.closure(services)["s00003"] == set(services) - {"s00003"}
 
 
 def test_cycles_are_reported_as_before() -> None:

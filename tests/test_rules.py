@@ -24,7 +24,7 @@ CASES = sorted((Path(__file__).parent / "golden" / "rules").glob("*.txt"))
 @pytest.fixture(autouse=True)
 def machine(monkeypatch):
     """The kind node's capacity is this machine's; the goldens assume 4 CPUs, 8 GiB."""
-    monkeypatch.setattr(rules, "_machine", lambda: (4.0, 8.0 * 1024 ** 3))
+    monkeypatch.setattr(rules.resources, "machine", lambda: (4.0, 8.0 * 1024 ** 3))
 
 
 def apply(root: Path, sections: dict[str, str]) -> dict[str, str]:
@@ -59,6 +59,20 @@ def test_every_rule_has_a_failing_and_a_passing_case() -> None:
     for r in rules.RULES:
         assert any(s.startswith(r.id) and s.endswith("-fail") for s in stems), r.id
         assert any(s.startswith(r.id) and s.endswith("-pass") for s in stems), r.id
+
+
+def test_every_rule_of_the_package_is_listed_once() -> None:
+    """RULES is an explicit list: a rule defined in a theme module but not listed
+    would never run."""
+    import importlib
+    import pkgutil
+
+    defined = []
+    for info in pkgutil.iter_modules(rules.__path__):
+        module = importlib.import_module(f"parity.rules.{info.name}")
+        defined += [v for v in vars(module).values() if isinstance(v, rules.RuleDef)]
+    assert len(rules.RULES) == len({id(r) for r in rules.RULES})
+    assert {id(r) for r in defined} == {id(r) for r in rules.RULES}
 
 
 @pytest.mark.parametrize("mode", ["compose", "kind"])
