@@ -168,11 +168,26 @@ def test_every_import_inside_a_function_says_why():
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for inner in ast.walk(node):
-                if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                    here = lines[inner.lineno - 1]
-                    above = lines[inner.lineno - 2] if inner.lineno > 1 else ""
-                    if "lazy" not in here and "lazy" not in above:
-                        bad.append(f"{path.relative_to(SRC)}:{inner.lineno}: "
-                                   f"{here.strip()}")
+                if isinstance(inner, (ast.Import, ast.ImportFrom)) \
+                        and not _says_why(lines, inner.lineno - 1):
+                    bad.append(f"{path.relative_to(SRC)}:{inner.lineno}: "
+                               f"{lines[inner.lineno - 1].strip()}")
     assert not bad, (f"{len(bad)} imports inside functions without a '# lazy: why' "
                      "comment on the line or the line above:\n" + "\n".join(bad))
+
+
+def _says_why(lines: list[str], i: int) -> bool:
+    """A comment with "lazy" on the import's line, or anywhere in the run of imports
+    and comments right above it (one comment can speak for a group of imports)."""
+    if "lazy" in lines[i]:
+        return True
+    j = i - 1
+    while j >= 0:
+        text = lines[j].strip()
+        if not (text.startswith(("import ", "from ", "#")) or text.endswith((",", "(")) or
+                text.endswith(")") and not text.startswith("def ")):
+            return False
+        if "lazy" in text:
+            return True
+        j -= 1
+    return False

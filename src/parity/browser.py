@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import fsio
 from .login import Identity, LoginFailed, cookie_problems
+from .secrets import mask
 
 #: Chromium flags for a closed network and a container (docs/runbook.md)
 FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -100,6 +102,7 @@ def run(t, logs_root: Path) -> str:
     """The whole login in a browser; returns a one-line detail or raises
     :class:`LoginFailed` naming the cause and the kept evidence."""
     try:
+        # lazy: playwright and its driver: only inv validate --browser needs them
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -240,10 +243,7 @@ def _explain(exc: Exception, journal: Journal, idp: Identity) -> str:
 
 
 def _keep(page, journal: Journal, logs_root: Path, t) -> str:
-    from .secrets import mask
-
     out = logs_root / f"browser-{t.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from . import fsio
 
     fsio.ensure_dir(out)
     kept = []

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, InputErrors, ParityError
+from .yamlio import write_atomic
 
 _VERSION = re.compile(r"v?(\d+(?:\.\d+)*)")
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12}([0-9a-f]{52})?")
@@ -142,7 +143,6 @@ def _writers_file(state: Path, lane: str) -> Path:
 def remember(state: Path, lane: str, written: Iterable[Written]) -> None:
     """Record who wrote the data ``down`` keeps (service -> data, image), merged
     with what an earlier ``down`` recorded for services not running now."""
-    from .yamlio import write_atomic
 
     entries = {w.service: w for w in recalled(state, lane)}
     entries.update({w.service: w for w in written})

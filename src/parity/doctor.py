@@ -19,6 +19,7 @@ import platform
 import shutil
 import sys
 from dataclasses import asdict
+from io import StringIO
 from pathlib import Path
 
 from . import docker, images
@@ -86,8 +87,6 @@ def exit_code(findings: list[Finding]) -> int:
 
 
 def table(findings: list[Finding], title: str) -> str:
-    from io import StringIO
-
     # lazy: rich costs 30 ms; only the table needs it
     from rich.console import Console
     from rich.table import Table

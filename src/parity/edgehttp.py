@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 def session(address: str, http_port: int, https_port: int, ca_file: str):
     """A :class:`requests.Session` whose every request goes to the edge."""
+    # lazy: requests costs ~60 ms on import; only the live checks talk HTTP
     import requests
     from requests.adapters import HTTPAdapter
 

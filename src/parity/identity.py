@@ -24,6 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import did_you_mean
+from .nodes import format_path
+
 #: Where Keycloak's ``--import-realm`` reads realm files (the substitute too).
 IMPORT_DIR = "/opt/keycloak/data/import"
 #: The files[] entry parity adds to the provider service.
@@ -191,8 +194,6 @@ def validate(data: dict, services: dict, phase: int, err, check_secret, check_re
     provider = data.get("provider")
     svc = services.get(provider)
     if svc is None:
-        from .errors import did_you_mean
-
         err(base + ("provider",), f"unknown service '{provider}'"
             f"{did_you_mean(provider, services)}", "name the service that runs the "
             "identity provider (keycloak)")
@@ -245,8 +246,6 @@ def validate(data: dict, services: dict, phase: int, err, check_secret, check_re
                 "standard_flow: false")
         for i, aud in enumerate(c.get("audiences") or []):
             if aud not in clients:
-                from .errors import did_you_mean
-
                 err(path + ("audiences", i), f"audience '{aud}' is not a client of the "
                     f"realm{did_you_mean(aud, clients)}", "an audience names a client "
                     "(Keycloak's audience mapper includes a client id)")
@@ -259,8 +258,6 @@ def validate(data: dict, services: dict, phase: int, err, check_secret, check_re
             err(path, f"{provider} already sets {name} in its env", "remove that env "
                 "entry: parity delivers it from identity:")
         if name in seen:
-            from .nodes import format_path
-
             err(path, f"env name {name} is also used by {format_path(seen[name])}",
                 "rename one: names differ only in characters an env name cannot hold")
         seen[name] = path

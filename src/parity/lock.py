@@ -26,6 +26,7 @@ import contextlib
 import datetime as _dt
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import PrerequisiteMissing
+from .fsio import ensure_dir, write_error
+from .yamlio import write_atomic
 
 #: How long a lifecycle command waits for another one on the same environment.
 WAIT_SECONDS = 10.0
@@ -125,7 +128,6 @@ def hold(state: Path, name: str, what: str, *, wait: float | None = None,
                 fd, depth = _held[path]
                 _held[path] = (fd, depth - 1)
         return
-    from .fsio import ensure_dir, write_error
 
     ensure_dir(path.parent)
     try:
@@ -183,8 +185,6 @@ def _acquire(fd: int, state: Path, name: str, what: str, wait: float,
 
 
 def _write_holder(path: Path) -> None:
-    from .yamlio import write_atomic
-
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     write_atomic(path, json.dumps({"pid": os.getpid(), "command": command_line(),
                                    "host": socket.gethostname(),
@@ -211,7 +211,6 @@ def environment(root: Path, mode: str, say: Callable[[str], None] | None = None,
 def render_dir(root: Path, out: Path):
     """The lock of one render output directory (a whole set of files is written
     under it, so a reader never sees files of two renders mixed)."""
-    import hashlib
 
     digest = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
     return hold(Path(root) / ".parity", f"render-{digest}",

@@ -10,6 +10,7 @@ a real browser. Nothing here prints a password, a code or a token.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import re
@@ -89,10 +90,10 @@ def without_queries(text: str) -> str:
 
 def _transport_errors(fn):
     """A connection or TLS error of a step, as a LoginFailed without query strings."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        # lazy: requests costs ~60 ms on import; only the live checks talk HTTP
         import requests
 
         try:

@@ -8,6 +8,7 @@ ones, so a tree loaded once can be shared by every render that uses it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,7 +128,6 @@ def format_path(parts: tuple[Any, ...] | list[Any]) -> str:
         elif not str(p).strip(".") or any(c in str(p) for c in '[]"') or \
                 not str(p).isprintable():
             # a mapping key a dotted path would make unreadable ('..', '', 'a[b]')
-            import json
 
             out += f"[{json.dumps(str(p))}]"
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import time
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 
 from . import diff, model, rules, secrets, validators
@@ -153,8 +154,6 @@ def run(root: Path, environ: dict | None = None) -> tuple[list[Row], float]:
 
 
 def table(rows: list[Row], seconds: float) -> str:
-    from io import StringIO
-
     # lazy: rich costs 30 ms; only the table needs it
     from rich.console import Console
     from rich.table import Table

@@ -26,7 +26,9 @@ import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from . import lock
+from .errors import InputError, InputErrors
+from .fsio import Entry, ensure_dir, write_all
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -51,7 +53,7 @@ def env_unsafe(value: str) -> str | None:
 
 def env_refs(stack) -> list[tuple[str, str, object]]:
     """(service, env name, SecretRef) of every secret delivered as env."""
-    from .model import SecretRef
+    from .model import SecretRef  # lazy: breaks the cycle model -> secrets -> model
 
     return [(svc.name, k, v) for svc in stack.services.values() for k, v in svc.env
             if isinstance(v, SecretRef)]
@@ -71,8 +73,6 @@ class Plan:
     created: list[str]
 
     def entries(self):
-        from .fsio import Entry
-
         return [Entry(p, text, FILE_MODE, DIR_MODE) for p, text in self.files.items()]
 
 
@@ -148,8 +148,6 @@ def check_env_values(stack, state: Path, values: dict[tuple[str, str], str] | No
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        from .errors import InputErrors
-
         raise InputErrors(problems)
 
 
@@ -158,7 +156,7 @@ def env_texts(stack, values: dict[tuple[str, str], str]) -> dict[str, str]:
     (values already checked by :func:`check_env_values`)."""
     out: dict[str, str] = {}
     for svc in stack.services.values():
-        from .model import SecretRef
+        from .model import SecretRef  # lazy: breaks the cycle model -> secrets -> model
 
         refs = [(k, v) for k, v in svc.env if isinstance(v, SecretRef)]
         if refs:
@@ -168,7 +166,6 @@ def env_texts(stack, values: dict[tuple[str, str], str]) -> dict[str, str]:
 
 def apply(p: Plan) -> list[Path]:
     """Write what :func:`plan` decided (atomically, one batch)."""
-    from .fsio import ensure_dir, write_all
 
     ensure_dir(store_dir(p.state), DIR_MODE)
     return write_all(p.entries())
@@ -180,7 +177,6 @@ def apply(p: Plan) -> list[Path]:
 def ensure(stack, state: Path) -> list[str]:
     """Create every missing secret value of ``stack``; return ``secret/key`` names
     created (never the values). Existing values are kept."""
-    from . import lock
 
     with lock.material(state):  # two commands generating at once agree on one value
         p = plan(stack, state, env_files=False)
@@ -211,7 +207,6 @@ def write_env_files(stack, state: Path) -> list[str]:
     vals = {(ref.secret, ref.key): value(state, ref.secret, ref.key)
             for _, _, ref in env_refs(stack)}
     check_env_values(stack, state, vals)
-    from .fsio import Entry, write_all
 
     root = store_dir(state) / "env"
     texts = env_texts(stack, vals)

@@ -36,6 +36,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import lock
+from .yamlio import write_atomic
+
 KEY_MODE = 0o600
 CA_DAYS = 3650
 CERT_DAYS = 397
@@ -67,8 +70,6 @@ class Material:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    from .yamlio import write_atomic
-
     write_atomic(path, data.decode("ascii"), mode=mode)
 
 
@@ -77,6 +78,7 @@ def _now() -> _dt.datetime:
 
 
 def _spki(public_key) -> bytes:
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography.hazmat.primitives import serialization
 
     return public_key.public_bytes(serialization.Encoding.DER,
@@ -85,6 +87,7 @@ def _spki(public_key) -> bytes:
 
 def _load_pair(crt: Path, key: Path):
     """(certificate, key), or a reason why they are not a usable pair."""
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -110,6 +113,7 @@ def _in_subtree(name: str, subtree: str) -> bool:
 
 def ca_problem(cert, domain: str | None) -> str:
     """Why the CA certificate cannot serve ``domain`` ("" when it can)."""
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography import x509
 
     try:
@@ -144,6 +148,7 @@ def ca_problem(cert, domain: str | None) -> str:
 
 def cert_problem(cert, ca_cert, domain: str) -> str:
     """Why the edge certificate is not good for ``domain`` under ``ca_cert``."""
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography import x509
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -169,6 +174,7 @@ def cert_problem(cert, ca_cert, domain: str) -> str:
 
 
 def _new_ca(domain: str | None):
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -200,6 +206,7 @@ def _new_ca(domain: str | None):
 
 
 def _new_leaf(domain: str, ca_cert, ca_key):
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -230,6 +237,7 @@ def _new_leaf(domain: str, ca_cert, ca_key):
 
 
 def _pem(cert=None, key=None) -> bytes:
+    # lazy: cryptography costs ~30 ms on import; only CA and certificate work needs it
     from cryptography.hazmat.primitives import serialization
 
     if cert is not None:
@@ -242,7 +250,6 @@ def ensure(state: Path, domain: str | None) -> Material:
     """Check the CA and (with a ``domain``) the edge certificate, make what is
     missing or broken, and return the material as checked. ``domain`` None: the CA
     only (its certificate fields are then empty)."""
-    from . import lock
 
     state = Path(state)
     with lock.material(state):

@@ -26,6 +26,8 @@ import ipaddress
 import json
 from pathlib import Path
 
+from . import docker
+
 GATEWAY_API_VERSION = "v1.4.0"
 SCHEMAS = Path(__file__).resolve().parent / "schemas" / f"gateway-api-{GATEWAY_API_VERSION}"
 K8S_OLDEST = "1.31.0"
@@ -34,6 +36,7 @@ GATEWAY_KINDS = {"Gateway": "gateway", "HTTPRoute": "httproute",
 
 
 def _loader():
+    # lazy: PyYAML is imported only by the commands that read or write YAML here
     import yaml
 
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -62,6 +65,7 @@ def _scalar_lines(docs) -> set[str]:
 
 def yamllint_problems(text: str) -> list[str]:
     """yamllint (default rules) findings, except long lines of string content."""
+    # lazy: PyYAML is imported only by the commands that read or write YAML here
     import yaml
     from yamllint import linter
     from yamllint.config import YamlLintConfig
@@ -87,6 +91,7 @@ def yamllint_problems(text: str) -> list[str]:
 @functools.cache
 def newest_k8s() -> str:
     """The newest Kubernetes version whose schemas the installed package ships."""
+    # lazy: kubernetes-validate loads its schemas; only inv verify needs it
     import kubernetes_validate
 
     return kubernetes_validate.latest_version()
@@ -95,6 +100,7 @@ def newest_k8s() -> str:
 @functools.cache
 def _patch_schema_cache() -> None:
     # Each validate() call re-reads the JSON schemas; cache the reader.
+    # lazy: kubernetes-validate loads its schemas; only inv verify needs it
     import kubernetes_validate.utils as kv_utils
 
     kv_utils.schema_contents = functools.lru_cache(maxsize=None)(kv_utils.schema_contents)
@@ -102,6 +108,7 @@ def _patch_schema_cache() -> None:
 
 def k8s_validate(doc: dict, version: str) -> None:
     """Raise kubernetes_validate.ValidationError when ``doc`` is invalid (strict)."""
+    # lazy: kubernetes-validate loads its schemas; only inv verify needs it
     import kubernetes_validate
 
     _patch_schema_cache()
@@ -109,6 +116,7 @@ def k8s_validate(doc: dict, version: str) -> None:
 
 
 def k8s_problems(doc: dict, version: str) -> list[str]:
+    # lazy: kubernetes-validate loads its schemas; only inv verify needs it
     import kubernetes_validate
 
     try:
@@ -143,6 +151,7 @@ def _strict(schema):
 
 
 def _list_type(validator, list_type, instance, schema):
+    # lazy: jsonschema costs ~70 ms on import; only a schema check needs it
     import jsonschema
 
     """x-kubernetes-list-type: the API server rejects duplicate keys (map) or items
@@ -168,6 +177,7 @@ def _list_type(validator, list_type, instance, schema):
 # ones our objects can meet are restated in Python in _gateway_api_cel().
 @functools.cache
 def _crd_validator_class():
+    # lazy: jsonschema costs ~70 ms on import; only a schema check needs it
     import jsonschema
 
     return jsonschema.validators.extend(
@@ -315,6 +325,7 @@ KIND_V1ALPHA4 = {
 
 
 def kind_config_problems(config: dict) -> list[str]:
+    # lazy: jsonschema costs ~70 ms on import; only a schema check needs it
     import jsonschema
 
     problems = [f"{e.message} at {list(e.absolute_path)}" for e in
@@ -339,7 +350,6 @@ def kind_config_problems(config: dict) -> list[str]:
 def compose_problems(compose_file: Path) -> list[str]:
     """``docker compose config --quiet`` with the real plugin (resolves paths and
     env files relative to the file, as ``up`` will)."""
-    from . import docker
 
     docker.compose_version()
     proc = docker.run(["docker", "compose", "-f", str(compose_file), "config", "--quiet"],

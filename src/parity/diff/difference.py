@@ -4,6 +4,7 @@ model or a rendered document into leaves by path for comparison."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,5 @@ def flatten(value: Any, prefix: str = "", parts: dict[str, tuple] | None = None
 
 
 def show(v: Any) -> str:
-    import json
-
     s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
     return s if len(s) <= 70 else s[:67] + "..."

@@ -6,15 +6,17 @@ keyed digest and shown masked."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .. import model
+from .difference import ABSENT, MASK, Difference, Source, flatten
 from ..model import enabled_tree, locate, masked_plain
 from ..nodes import Map, Scalar, to_plain
-from .difference import ABSENT, MASK, Difference, Source, flatten
 from .policy import Rule, classify, load_policy
 
 
@@ -25,9 +27,6 @@ class Masked:
     __slots__ = ("digest",)
 
     def __init__(self, value: str):
-        import hashlib
-        import hmac
-
         self.digest = hmac.new(self._key, value.encode(), hashlib.sha256).digest()
 
     def __eq__(self, other: object) -> bool:

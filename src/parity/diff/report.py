@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from .difference import Difference, show
 from .hidden import Hidden
 from .policy import CLASSES, Acceptance
@@ -59,8 +61,6 @@ def format_text(diffs: list[Difference], title: str,
 
 def format_json(diffs: list[Difference], title: str,
                 unused: list[Acceptance] = (), hidden: list[Hidden] = ()) -> str:
-    import json
-
     counts = summary(diffs)
     return json.dumps({"comparison": title, "contract_differences": counts["contract"],
                        "counts": counts, "differences": [d.as_json() for d in diffs],

@@ -4,10 +4,11 @@ base images made here from a recipe, in build order."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
-from ..errors import InputError
 from .dockerfile import dockerfile_parents
+from ..errors import InputError
 from .recipes import SCRIPT_FILE, find_recipes, load_fetch, load_recipe, load_script
 from .records import ImageBuild, rel
 
@@ -85,8 +86,6 @@ def buildable(stack) -> dict:
 
 
 def _replace(ib: ImageBuild, **changes) -> ImageBuild:
-    from dataclasses import replace
-
     return replace(ib, **changes)
 
 

@@ -27,6 +27,7 @@ def _loader():
         import yaml  # lazy: PyYAML costs ~10 ms on import; only reading input needs it
 
         try:
+            # lazy: PyYAML is imported only by the commands that read or write YAML here
             from yaml._yaml import CParser
         except ImportError:  # PyYAML without libyaml: the reference reader reads
             _Loader = False
