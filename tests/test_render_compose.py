@@ -25,8 +25,8 @@ from parity.errors import InputError
 from parity.model import Selection
 from parity.model import File, Port, Readiness, Route, SecretFile, SecretRef, Stack, Storage
 from parity.render import RenderContext, default_out, write
-from parity.render.compose import COMPOSE_FILE, NGINX_CONF, _double_quoted, _fit_lines, \
-    render_compose
+from parity.render.compose import COMPOSE_FILE, NGINX_CONF, render_compose
+from parity.render.compose.text import _double_quoted, fit_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = (1, 2, 3)
@@ -197,7 +197,7 @@ def test_long_values_fold_within_80_columns_and_round_trip(value: str) -> None:
     from parity import yamlio
 
     doc = {"services": {"s": {"environment": {"K": value}, "command": ["sh", value]}}}
-    text = _fit_lines(yamlio.dump(doc))
+    text = fit_lines(yamlio.dump(doc))
     assert max(len(line) for line in text.split("\n")) <= 80
     assert yaml.safe_load(text) == doc
 

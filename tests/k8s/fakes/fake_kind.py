@@ -45,7 +45,7 @@ LABEL = "parity.dev/managed=true"
 NAMESPACE = "parity"
 
 # kubeadm's default Corefile, copied from kubeadm (an oracle kept apart from
-# src/parity/render/kind.py on purpose); test_control_plane.py reads it too.
+# src/parity/render/kind/cluster.py on purpose); test_control_plane.py reads it too.
 KUBEADM_COREFILE = (Path(__file__).parent / "kubeadm-corefile").read_text(encoding="utf-8")
 
 COREDNS_DEPLOYMENT = {
