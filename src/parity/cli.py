@@ -15,7 +15,6 @@ from . import lock, model, running
 from .errors import CheckFailed, InputError
 from .fsio import Entry, write_all
 from .model import ENV_VARS, Selection, schema
-from .lifecycle import UI, status_json
 from .modes import mode_record, selection  # tasks call cli.selection too
 from .render import RenderContext, default_out, render as do_render
 from .render.names import LABEL_MANAGED
@@ -184,6 +183,8 @@ def lint(root: Path, sel: Selection) -> tuple[str, int]:
 def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
          recreate: bool = False):
     """The lifecycle driver of the selected mode."""
+    from .lifecycle import UI  # lazy: the lane machinery only for lifecycle commands
+
     mode = mode_record(sel.mode)
     return mode.lane(root, model.load(root, sel), UI(quiet=quiet), timeout=timeout,
                      recreate=recreate)
@@ -221,6 +222,7 @@ def doctor(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]
 
 def status(root: Path, sel: Selection, as_json: bool = False) -> tuple[str, int]:
     from . import docker  # lazy: 4 ms that render, lint and config never need
+    from .lifecycle import status_json  # lazy: the lane machinery only for lifecycle commands
 
     driver = lane(root, sel, quiet=True)
     docker.engine_ok()
@@ -305,6 +307,7 @@ def _say(text: str) -> None:
 
 def images(root: Path, sel: Selection, force: bool = False) -> str:
     from . import checkout, images as images_mod  # lazy: images costs 29 ms; only inv images builds
+    from .lifecycle import UI  # lazy: the lane machinery only for lifecycle commands
 
     stack = model.load(root, sel).stack
     checkout.refuse_shared_images(stack, root, "inv images", force=force)

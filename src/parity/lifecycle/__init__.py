@@ -7,10 +7,10 @@ next (the way kind does).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
-import json
 from dataclasses import asdict, dataclass, field
 
 
