@@ -593,3 +593,35 @@ def test_a_moved_https_port_is_part_of_browser_urls_and_served_inside():
         in compose["services"]["edge"]["ports"]
     assert "        listen 443 ssl;\n        listen 8443 ssl;\n        server_name " \
            "auth.parity.localhost;" in files["edge/nginx.conf"]
+
+
+def test_fit_lines_reads_only_the_entry_around_a_long_line_and_folds_as_the_whole_file():
+    from parity.render.compose import text as T
+
+    long_value = " ".join(["word"] * 40)
+    doc = ("name: x\nservices:\n  a:\n    image: a\n  b:\n    command:\n      - " + long_value
+           + "\n    environment:\n      K: short\nconfigs:\n  c:\n    content: |\n      "
+           + long_value + "\n      z\n")
+    lines = doc.split("\n")
+    long = {i for i, line in enumerate(lines) if len(line) > T.MAX_LINE}
+    entries = list(T._entries(lines, long))
+    assert [lines[s].strip() for s, _, _ in entries] == ["b:", "c:"]
+    whole = sorted(T._long_scalars(lines, long, 0, len(lines), 0))
+    parts = sorted(span for s, e, d in entries for span in T._long_scalars(lines, long, s, e, d))
+    assert parts == whole and len(whole) == 2
+    folded = T.fit_lines(doc)
+    assert max(map(len, folded.split("\n"))) <= T.MAX_LINE
+    import yaml
+    assert yaml.safe_load(folded) == yaml.safe_load(doc)
+
+
+def test_fit_lines_falls_back_to_the_whole_file_when_an_entry_alone_does_not_parse():
+    from parity.render.compose import text as T
+
+    long_value = " ".join(["word"] * 40)
+    doc = ("x-common: &common\n  K: v\nservices:\n  a:\n    environment: *common\n"
+           "    command:\n      - " + long_value + "\n")
+    folded = T.fit_lines(doc)   # the entry 'a' alone has an alias to an anchor outside it
+    assert max(map(len, folded.split("\n"))) <= T.MAX_LINE
+    import yaml
+    assert yaml.safe_load(folded) == yaml.safe_load(doc)

@@ -3,10 +3,14 @@ compose's interpolation (:func:`escape`) and long lines folded (:func:`fit_lines
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: yamllint's default line-length limit; see :func:`fit_lines`.
 MAX_LINE = 80
+#: A mapping key at the top or one level down (``services:``, ``  api:``), not a list
+#: item and not a comment: where an entry that :func:`fit_lines` parses alone starts.
+_ENTRY_KEY = re.compile(r"^ {0,2}[^ #-][^:]*:(?: |$)")
 
 
 def escape(node: Any) -> Any:
@@ -30,7 +34,9 @@ def fit_lines(text: str) -> str:
     re-indentation), so a long value, typically a line of a config file's content,
     gives a long line. Each value that covers such a line is re-emitted as a
     double-quoted scalar broken with escaped line breaks: the same string, in the
-    one YAML form that may break anywhere. Positions come from the YAML parser.
+    one YAML form that may break anywhere. Positions come from the YAML parser,
+    which reads only the entry (a key at the top or one level down, with its whole
+    value) around each long line; the whole file where that cannot be done.
     """
     lines = text.split("\n")
     long = {i for i, line in enumerate(lines) if len(line) > MAX_LINE}
@@ -39,19 +45,56 @@ def fit_lines(text: str) -> str:
     # lazy: PyYAML costs ~10 ms on import; only a file with a long line needs the parser
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spans = []
-    for node, indent in _value_scalars(yaml.compose(text, Loader=loader)):
-        first, end = node.start_mark, node.end_mark
-        last = end.line if end.column else end.line - 1  # a block scalar ends at col 0
-        if long.intersection(range(first.line, last + 1)):
-            spans.append((first.line, last, first.column, indent, node.value))
+    try:
+        spans = [span for start, end, dedent in _entries(lines, long)
+                 for span in _long_scalars(lines, long, start, end, dedent)]
+    except yaml.YAMLError:   # an alias to an anchor outside the entry, say
+        spans = list(_long_scalars(lines, long, 0, len(lines), 0))
     for first_line, last, column, indent, value in sorted(spans, reverse=True):
         head = lines[first_line][:column]
         folded = _double_quoted(value, MAX_LINE - column, MAX_LINE - indent)
         lines[first_line:last + 1] = [head + folded[0]] + [" " * indent + f
                                                            for f in folded[1:]]
     return "\n".join(lines)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _entries(lines: list[str], long: set[int]):
+    """(first line, end line, indentation) of the entry around each long line: the
+    nearest line above it (or it) that is a mapping key at column 0 or 2, and every
+    line below until one as little indented; each entry once."""
+    seen = set()
+    for i in sorted(long):
+        start = i
+        while start > 0 and not _ENTRY_KEY.match(lines[start]):
+            start -= 1
+        if start in seen:
+            continue
+        seen.add(start)
+        dedent = _indent(lines[start])
+        end = start + 1
+        while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > dedent):
+            end += 1
+        yield start, end, dedent
+
+
+def _long_scalars(lines: list[str], long: set[int], start: int, end: int, dedent: int):
+    """The spans (first line, last line, column, indentation of continuation lines,
+    value) of the scalar values in lines[start:end] that cover a long line."""
+    import yaml  # lazy: as in fit_lines (already imported by then)
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    chunk = "\n".join(line[dedent:] for line in lines[start:end])
+    for node, indent in _value_scalars(yaml.compose(chunk, Loader=loader)):
+        first, last_mark = node.start_mark, node.end_mark
+        # a block scalar ends at column 0 of the line after it
+        last = last_mark.line if last_mark.column else last_mark.line - 1
+        if long.intersection(range(first.line + start, last + start + 1)):
+            yield (first.line + start, last + start, first.column + dedent,
+                   indent + dedent, node.value)
 
 
 def _value_scalars(node, indent: int = 0):
