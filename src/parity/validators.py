@@ -27,8 +27,8 @@ import json
 from pathlib import Path
 
 from . import docker
+from .render.edge import GATEWAY_API_VERSION  # the vendored CRDs' release, one place
 
-GATEWAY_API_VERSION = "v1.4.0"
 SCHEMAS = Path(__file__).resolve().parent / "schemas" / f"gateway-api-{GATEWAY_API_VERSION}"
 K8S_OLDEST = "1.31.0"
 GATEWAY_KINDS = {"Gateway": "gateway", "HTTPRoute": "httproute",

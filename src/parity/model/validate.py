@@ -21,7 +21,6 @@ from .formats import check_dns, check_images, readiness_path_problem, route_path
 from .locate import locate
 from .references import check_env_secret, check_refs, check_secret, route_owners
 
-_IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
 @dataclass

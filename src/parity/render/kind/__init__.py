@@ -101,10 +101,10 @@ from ..names import (ANNOTATION_ADOPTED, ANNOTATION_CONFIG_HASH, ANNOTATION_DEPE
 from .base import Renderer
 from .cluster import KIND_API_VERSION, cluster_config
 from .manifests import manifests
-from .network import GATEWAY_API_VERSION
+from .network import GATEWAY_API_GROUP_VERSION
 from .workloads import escape_k8s
 
-__all__ = ["GATEWAY_API_VERSION", "KIND_API_VERSION", "escape_k8s", "manifest_docs",
+__all__ = ["GATEWAY_API_GROUP_VERSION", "KIND_API_VERSION", "escape_k8s", "manifest_docs",
            "render_kind", "ANNOTATION_ADOPTED", "ANNOTATION_CONFIG_HASH",
            "ANNOTATION_DEPENDS_ON", "ANNOTATION_SECRET_KEYS", "ANNOTATION_WAVE",
            "DRIVER_PROVIDED", "EDGE_NODEPORT_HTTP", "EDGE_NODEPORT_HTTPS",

@@ -9,7 +9,8 @@ from ..names import (EDGE_TLS_SECRET, GATEWAY_CLASS, GATEWAY_NAME, HTTPS_HOST_LI
                      REDIRECT_ROUTE)
 from .base import Renderer
 
-GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+#: The apiVersion of the Gateway API objects parity writes (Gateway, HTTPRoute).
+GATEWAY_API_GROUP_VERSION = "gateway.networking.k8s.io/v1"
 HEADLESS_SUFFIX = "-headless"
 
 
@@ -34,11 +35,11 @@ def gateway(r: Renderer, edge: Service) -> list[dict]:
     # edge does inside its network.
     if st.https_port != 443:  # never 80: the model refuses that
         listeners.append(https(HTTPS_HOST_LISTENER, st.https_port))
-    gw = {"apiVersion": GATEWAY_API_VERSION, "kind": "Gateway",
+    gw = {"apiVersion": GATEWAY_API_GROUP_VERSION, "kind": "Gateway",
           "metadata": r.meta(GATEWAY_NAME, edge.phase, edge.name),
           "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": listeners}}
     # The browser-facing https port is the host port, not the listener's 443.
-    redirect = {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute",
+    redirect = {"apiVersion": GATEWAY_API_GROUP_VERSION, "kind": "HTTPRoute",
                 "metadata": r.meta(REDIRECT_ROUTE, edge.phase, edge.name),
                 "spec": {"parentRefs": [{"name": GATEWAY_NAME, "sectionName": "http"}],
                          "rules": [{"filters": [{
@@ -85,7 +86,7 @@ def _https_sections(r: Renderer) -> list[str]:
 
 
 def http_route(r: Renderer, svc: Service, route) -> dict:
-    return {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute",
+    return {"apiVersion": GATEWAY_API_GROUP_VERSION, "kind": "HTTPRoute",
             "metadata": r.meta(route.name, svc.phase, svc.name),
             "spec": {
                 "parentRefs": [{"name": GATEWAY_NAME, "sectionName": section}
