@@ -14,11 +14,12 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from parity.errors import InputError
+from parity.errors import CheckFailed, InputError
 from parity.lifecycle.kind import Kube, check_kubeconfig
 from parity.lifecycle.kind import Action, Observed, plan
 
@@ -318,3 +319,98 @@ def test_a_stopped_cluster_is_exit_3_with_the_next_step_and_no_traceback(tmp_pat
                 "answer: connection refused\n  next: is the cluster running?") in proc.stderr
     assert _home_tree(home) == before
     assert not (home / ".kube" / "cache").exists()
+
+
+# --------------------------------------------------------------------------- wait_served
+
+class _ScriptedEdge:
+    """A local HTTP server standing in for the edge (a real socket, real HTTP): it
+    answers each request with the next (status, body) of its script, then 200."""
+
+    def __init__(self, script):
+        import http.server
+        import threading
+
+        answers = list(script)
+        self.asked = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                outer.asked += 1
+                status, body = answers.pop(0) if answers else (200, "app")
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _edge_waiter(tmp_path, port):
+    from types import SimpleNamespace
+
+    from parity.lifecycle.kind.edge import KindEdge
+
+    waiter = KindEdge.__new__(KindEdge)
+    waiter.stack = SimpleNamespace(http_port=port, https_port=port)
+    waiter.state = tmp_path
+    waiter.node_containers = lambda: ["parity-parity-control-plane"]
+    waiter.endpoints = lambda: [{"route": "app", "url": "http://app.parity.localhost/"}]
+    return waiter
+
+
+class _Status:
+    def update(self, text):
+        pass
+
+
+NO_SERVER = (503, "no available server")
+
+
+def test_wait_served_returns_at_once_when_the_edge_serves_every_route(tmp_path):
+    edge = _ScriptedEdge([])
+    try:
+        waiter = _edge_waiter(tmp_path, edge.port)
+        assert waiter.wait_served(time.monotonic() + 30, _Status()) == "every route served"
+        assert edge.asked == 1   # a steady edge costs one round
+    finally:
+        edge.close()
+
+
+def test_wait_served_after_a_wait_wants_every_route_served_rounds_in_a_row(tmp_path):
+    from parity.lifecycle.kind.edge import SERVED_ROUNDS
+
+    # not served, served, taken away again (a later apply), then served for good
+    edge = _ScriptedEdge([NO_SERVER, (200, "app"), NO_SERVER])
+    try:
+        waiter = _edge_waiter(tmp_path, edge.port)
+        assert waiter.wait_served(time.monotonic() + 60, _Status()) == "every route served"
+        assert edge.asked == 3 + SERVED_ROUNDS
+    finally:
+        edge.close()
+
+
+def test_wait_served_names_the_route_and_its_last_answer_at_the_deadline(tmp_path):
+    edge = _ScriptedEdge([NO_SERVER] * 50)
+    try:
+        waiter = _edge_waiter(tmp_path, edge.port)
+        waiter.kubeconfig = tmp_path / ".parity" / "kind" / "kubeconfig"
+        waiter.root = tmp_path
+        waiter.stack.namespace = "parity"
+        with pytest.raises(CheckFailed) as exc:
+            waiter.wait_served(time.monotonic() + 1.5, _Status())
+        assert exc.value.message == ("edge: routes accepted but not served: app "
+                                     "(http://app.parity.localhost/): 503 no available server")
+    finally:
+        edge.close()

@@ -23,6 +23,9 @@ from . import readiness
 #: How long the edge may take to program the Gateway and accept every route; never
 #: more than --timeout.
 EDGE_READY_SECONDS = 300
+#: Rounds in a row (a second apart) in which every route must be served after the
+#: edge had to be waited for; see :meth:`KindEdge.wait_served`.
+SERVED_ROUNDS = 3
 
 
 class KindEdge:
@@ -130,7 +133,10 @@ class KindEdge:
         """Accepted is not served: the controller programs a route's backends from
         the EndpointSlices a moment after the pods became ready, and until then the
         edge answers 503 "no available server". Ask each route through the edge, as
-        a browser would, until its service answers."""
+        a browser would, until its service answers. Where a route had to be waited
+        for, the edge was still being programmed: every route must then answer in
+        :data:`SERVED_ROUNDS` rounds in a row (a second apply's EndpointSlices can take
+        a served route away again); a steady edge answers at once and costs one round."""
         try:
             nodes = self.node_containers()
         except ParityError:
@@ -141,8 +147,11 @@ class KindEdge:
             return "no node container publishes the edge here"
         http = session("127.0.0.1", self.stack.http_port, self.stack.https_port,
                        str(tls.ca_paths(self.state)[0]))
-        waiting = {e["route"]: e["url"] for e in self.endpoints()}
+        routes = {e["route"]: e["url"] for e in self.endpoints()}
+        waiting = dict(routes)
         last: dict[str, str] = {}
+        waited = False
+        clean_rounds = 0
         while True:
             for route, url in list(waiting.items()):
                 try:
@@ -156,9 +165,16 @@ class KindEdge:
                 except Exception as exc:  # noqa: BLE001 - connection refused while it starts
                     answer = exc.__class__.__name__
                 last[route] = answer
-            if not waiting:
-                http.close()
-                return "every route served"
+            if waiting:
+                waited, clean_rounds = True, 0
+            else:
+                clean_rounds += 1
+                if not waited or clean_rounds >= SERVED_ROUNDS:
+                    http.close()
+                    return "every route served"
+                waiting = dict(routes)   # ask them all again: served, and still served
+                time.sleep(1)
+                continue
             if time.monotonic() > deadline:
                 http.close()
                 raise CheckFailed("edge: routes accepted but not served: " + "; ".join(
