@@ -11,7 +11,7 @@ import sys
 from io import StringIO
 from pathlib import Path
 
-from . import lock, model, running
+from . import lock, model
 from .errors import CheckFailed, InputError
 from .fsio import Entry, write_all
 from .model import ENV_VARS, Selection, schema
@@ -191,6 +191,8 @@ def lane(root: Path, sel: Selection, timeout: float = 600, quiet: bool = False,
 
 
 def up(root: Path, sel: Selection, timeout: float = 600, recreate: bool = False) -> str:
+    from . import running  # lazy: the running record only for up and down
+
     driver = lane(root, sel, timeout, recreate=recreate)
     with lock.environment(root, sel.mode, say=driver.ui.line):
         try:
@@ -286,6 +288,8 @@ def validate(root: Path, sel: Selection, as_json: bool = False,
 def down(root: Path, sel: Selection, dry_run: bool = False, volumes: bool = False) -> str:
     """Remove what parity created for the lane; its data volumes only with ``volumes``
     (reset, ``inv down --volumes``)."""
+    from . import running  # lazy: the running record only for up and down
+
     driver = lane(root, sel, quiet=True)
     if dry_run:  # names what would go, changes nothing: no lock
         return driver.down(dry_run, volumes=volumes)
