@@ -5,13 +5,12 @@ untagged scalars resolved by scalars.py."""
 from __future__ import annotations
 
 import math
-import re
 
 from ..errors import InputError
 from ..nodes import Loc, Map, Node, Scalar, Seq
 from .fast import MAP, PLAIN, QUOTED, SEQ, Unsure
-from .inputs import (INT_MAX, INT_MIN, MAX_DEPTH, MAX_NODES, SCALAR_TAGS, STD, TagParser,
-                     ValueRefused, too_big, too_deep)
+from .inputs import (CONSTRUCT_ERRORS, INT_MAX, INT_MIN, MAX_DEPTH, MAX_NODES, SCALAR_TAGS, STD,
+                     TagParser, ValueRefused, not_of_type, too_big, too_deep)
 from .scalars import STR, construct, resolve
 
 
@@ -209,17 +208,8 @@ class FastConverter:
         if std == STD + "int" or std == STD + "float" or std == STD + "bool":
             try:
                 got = construct(std, value)
-            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                kind = std.removeprefix(STD)
-                if std == STD + "int" and isinstance(exc, ValueError) and \
-                        re.fullmatch(r"[-+]?[0-9_]+", value.strip()):
-                    # Python refuses int() of more than 4300 digits
-                    raise ValueRefused(too_big(value), where=str(loc),
-                                       hint="quote it if you mean the text") from None
-                # an explicit !!bool maybe / !!float x / !!int 1.5: not that type
-                raise InputError(f"'{value[:40]}' is not a YAML {kind}", where=str(loc),
-                                 hint=f"write a {kind} after !!{kind}, or drop the tag "
-                                      "(quote the value to make it a string)") from None
+            except CONSTRUCT_ERRORS as exc:
+                raise not_of_type(std, value, exc, str(loc)) from None
             if got.__class__ is float and not math.isfinite(got):
                 raise ValueRefused(f"'{value}' is not a finite number", where=str(loc),
                                    hint="quote it if you mean the text; parity accepts no "

@@ -6,6 +6,7 @@ messages both YAML readers (reference.py, fastconvert.py) share live here too.""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, Callable
@@ -104,6 +105,24 @@ def too_big(text: str) -> str:
     # the digits are not echoed: the value may be meant as a secret
     digits = sum(c.isdigit() for c in text)
     return f"an integer of {digits} digits does not fit in 64 bits"
+
+
+#: What constructing an int, float or bool from its text may raise.
+CONSTRUCT_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
+def not_of_type(std_tag: str, text: str, exc: Exception, where: str) -> InputError:
+    """The refusal of a scalar whose int/float/bool construction failed (both readers):
+    an integer too long for Python's int(), or text that is not of an explicit tag's
+    type (``!!bool maybe``, ``!!float x``, ``!!int 1.5``)."""
+    kind = std_tag.removeprefix(STD)
+    if kind == "int" and isinstance(exc, ValueError) and \
+            re.fullmatch(r"[-+]?[0-9_]+", text.strip()):
+        # Python refuses int() of more than 4300 digits
+        return ValueRefused(too_big(text), where=where, hint="quote it if you mean the text")
+    return InputError(f"'{text[:40]}' is not a YAML {kind}", where=where,
+                      hint=f"write a {kind} after !!{kind}, or drop the tag "
+                           "(quote the value to make it a string)")
 
 
 def too_deep(where: str) -> InputError:

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..nodes import Loc, Map, Node, Scalar, Seq
-from .inputs import (INT_MAX, INT_MIN, MAX_DEPTH, MAX_NODES, SCALAR_TAGS, STD, TagParser,
-                     ValueRefused, too_big, too_deep)
+from .inputs import (CONSTRUCT_ERRORS, INT_MAX, INT_MIN, MAX_DEPTH, MAX_NODES, SCALAR_TAGS, STD,
+                     TagParser, ValueRefused, not_of_type, too_big, too_deep)
 
 _yaml = None
 _scalar_constructor = None
@@ -261,21 +261,10 @@ class Converter:
         if std_tag == STD + "null":
             return None
         if std_tag in (STD + "int", STD + "float", STD + "bool"):
-            kind = std_tag.removeprefix(STD)
             try:
                 return constructor.construct_object(node, deep=True)
-            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                if std_tag == STD + "int" and isinstance(exc, ValueError) and \
-                        re.fullmatch(r"[-+]?[0-9_]+", node.value.strip()):
-                    # Python refuses int() of more than 4300 digits
-                    raise ValueRefused(too_big(node.value),
-                                       where=str(self.loc(node)),
-                                       hint="quote it if you mean the text") from None
-                # an explicit !!bool maybe / !!float x / !!int 1.5: not that type
-                raise InputError(f"'{node.value[:40]}' is not a YAML {kind}",
-                                 where=str(self.loc(node)),
-                                 hint=f"write a {kind} after !!{kind}, or drop the tag "
-                                      "(quote the value to make it a string)") from None
+            except CONSTRUCT_ERRORS as exc:
+                raise not_of_type(std_tag, node.value, exc, str(self.loc(node))) from None
         raise InputError(f"unsupported YAML type {std_tag.removeprefix(STD)!s} "
                          f"for value {node.value!r}", where=str(self.loc(node)),
                          hint="quote the value to make it a string")
