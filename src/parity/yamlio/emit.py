@@ -114,6 +114,10 @@ def dump(data: Any) -> str:
     return dump_all([data])
 
 
+#: How libyaml writes output: block style, keys in order, no folding. The plain-data
+#: writer asks libyaml for scalars with these same settings, so they are one constant.
+_STYLE = {"default_flow_style": False, "sort_keys": False, "width": 4096,
+          "allow_unicode": True}
 _writer = None
 
 
@@ -122,8 +126,7 @@ def _libyaml_one(data: Any) -> str:
     not decide itself."""
     import yaml  # lazy: PyYAML costs ~10 ms on import; only writing output needs it
 
-    return yaml.dump(data, Dumper=_dumper(), default_flow_style=False, sort_keys=False,
-                     width=4096, allow_unicode=True)
+    return yaml.dump(data, Dumper=_dumper(), **_STYLE)
 
 
 def dump_all(docs: list[Any]) -> str:
@@ -139,8 +142,7 @@ def dump_all(docs: list[Any]) -> str:
         return text
     import yaml  # lazy: PyYAML costs ~10 ms on import; only writing output needs it
 
-    raw = yaml.dump_all(docs, Dumper=_dumper(), default_flow_style=False, sort_keys=False,
-                        explicit_start=True, width=4096, allow_unicode=True)
+    raw = yaml.dump_all(docs, Dumper=_dumper(), explicit_start=True, **_STYLE)
     return _indent_sequences(raw)
 
 

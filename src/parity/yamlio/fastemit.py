@@ -144,8 +144,7 @@ class Writer:
                 out.append(text)
                 out.append("\n")
                 if body is not None:
-                    for line in body:
-                        out.append(pad + line + "\n" if line else "\n")
+                    _block_body(out, pad, body)
                     if first_of_item:
                         flush = True
             first_of_item = False
@@ -173,9 +172,14 @@ class Writer:
                 out.append(text)
                 out.append("\n")
                 if body is not None:
-                    pad = " " * col
-                    for line in body:
-                        out.append(pad + line + "\n" if line else "\n")
+                    _block_body(out, " " * col, body)
+
+
+def _block_body(out: list[str], pad: str, body: list[str]) -> None:
+    """A block scalar's lines (each already two spaces in) under a line at ``pad``;
+    an empty line stays empty, as libyaml writes it."""
+    for line in body:
+        out.append(pad + line + "\n" if line else "\n")
 
 
 def dump_all_fast(writer: Writer, docs: list[Any]) -> str | None:
