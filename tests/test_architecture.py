@@ -70,9 +70,9 @@ def top_level_imports(name: str, path: Path) -> set[str]:
                 for a in node.names:
                     sub = f"{mod}.{a.name}"
                     found.add(sub if sub in MODULES else mod)
-            for field in ("body", "orelse", "finalbody", "handlers"):
+            for field in ("body", "orelse", "finalbody", "handlers"):  # if, try, with, …
                 inner = getattr(node, field, None)
-                if isinstance(inner, list) and not isinstance(node, ast.ClassDef):
+                if isinstance(inner, list):
                     visit(inner)
     visit(tree.body)
     return {m for m in found if m in MODULES and m != name}
